@@ -1,0 +1,101 @@
+"""Run-time helpers: device choice, seeding and the notebook *profile*.
+
+Every training budget in the book derives from the profile:
+
+* ``quick``    - CI smoke runs: seconds per notebook, results only need to exist;
+* ``standard`` - a laptop CPU (2 cores): a few minutes per notebook, convincing results;
+* ``full``     - one GPU: the quality targets of each chapter.
+
+The profile comes from the environment variable ``GENLAB_PROFILE``; when it is
+not set it is ``full`` when CUDA is available and ``standard`` otherwise.
+The device comes from ``GENLAB_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``...) or is
+CUDA when present, else CPU.
+
+See: book/00_front/how_to_use.md (profiles and devices).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "standard", "full")
+T = TypeVar("T")
+
+
+def get_device(override: str | torch.device | None = None) -> torch.device:
+    """The device to compute on: ``override``, else ``$GENLAB_DEVICE``, else CUDA if present, else CPU.
+
+    Asking for CUDA on a machine without it raises a clear error instead of
+    failing later inside a kernel.
+    See: book/04_practice/setup.ipynb.
+    """
+    choice = override if override is not None else os.environ.get("GENLAB_DEVICE") or None
+    if choice is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {str(device)!r} was requested but CUDA is not available on this machine; "
+            "use 'cpu' or unset GENLAB_DEVICE"
+        )
+    return device
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) and return a seeded CPU generator.
+
+    On CPU, two runs with the same seed give bit-identical results.
+    See: book/04_practice/checkpoints.ipynb (reproducibility).
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named compute budget. Use :meth:`pick` to choose a number per profile.
+
+    >>> Profile("quick").pick(quick=100, standard=2_000, full=20_000)
+    100
+    """
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in PROFILES:
+            raise ValueError(f"unknown profile {self.name!r}; expected one of {PROFILES}")
+
+    def pick(self, *, quick: T, standard: T, full: T) -> T:
+        """Return the value for this profile (all three must be given)."""
+        return {"quick": quick, "standard": standard, "full": full}[self.name]
+
+    @property
+    def is_quick(self) -> bool:
+        return self.name == "quick"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The active profile: ``name``, else ``$GENLAB_PROFILE``, else automatic.
+
+    Automatic means ``full`` when a CUDA GPU is available and ``standard`` otherwise.
+    See: book/00_front/how_to_use.md.
+    """
+    chosen = name or os.environ.get("GENLAB_PROFILE", "").strip().lower() or None
+    if chosen is None:
+        chosen = "full" if torch.cuda.is_available() else "standard"
+    return Profile(chosen)
