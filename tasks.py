@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The project's two commands (and a few for authors), using nothing but Python and pip.
+
+    python3 tasks.py book    set up .venv, install genlab with the book tools, build the HTML book
+    python3 tasks.py test    the same set-up, then lint, unit tests, notebook tests (quick profile)
+                             and a book build with warnings as errors
+
+For authors:
+    python3 tasks.py setup                       only create/update .venv
+    python3 tasks.py execute [NOTEBOOK ...]      re-run notebooks in place and store their outputs
+                                                 (profile from GENLAB_PROFILE, default standard)
+    python3 tasks.py sync                        rewrite each notebook's install cell from _config.yml
+
+Environment: GENLAB_PROFILE (quick/standard/full), GENLAB_DATA_DIR (data cache),
+GENLAB_OFFLINE=1 (never download). Re-running is cheap: the install step is skipped while
+pyproject.toml and the constraints file are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+CONSTRAINTS = ROOT / ".ci" / "constraints.txt"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def run(*cmd: str | Path, env: dict | None = None) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    started = time.perf_counter()
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env={**os.environ, **(env or {})})
+    print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def setup() -> None:
+    """Create .venv and install genlab (editable) with the book and test extras, pinned by the constraints."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"genlab needs Python >= 3.10; this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    stamp = VENV / ".genlab-installed"
+    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + CONSTRAINTS.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == key:
+        return
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "-c", CONSTRAINTS, "-e", ".[book,test]")
+    stamp.write_text(key)
+
+
+def build_book(strict: bool = True) -> None:
+    args = ["build", "--all", "--keep-going", "."]
+    if strict:
+        args.insert(2, "-W")
+    run(BIN / "jupyter-book", *args)
+    index = ROOT / "_build" / "html" / "index.html"
+    print(f"book built: {index}" if index.exists() else "book build produced no index.html")
+
+
+def notebooks() -> list[Path]:
+    return sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def test() -> None:
+    env = {"GENLAB_PROFILE": os.environ.get("GENLAB_PROFILE", "quick"), "MPLBACKEND": "Agg"}
+    run(BIN / "ruff", "check", ".")
+    run(PYTHON, "scripts/sync_notebooks.py", "--check")
+    run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+        "--durations=15", "tests", *[p.relative_to(ROOT) for p in notebooks()], env=env)
+    build_book(strict=True)
+
+
+def execute(paths: list[str]) -> None:
+    targets = [Path(p) for p in paths] or notebooks()
+    env = {"GENLAB_PROFILE": os.environ.get("GENLAB_PROFILE", "standard")}
+    for path in targets:
+        run(PYTHON, "scripts/execute_notebook.py", path, env=env)
+
+
+def main(argv: list[str]) -> None:
+    command = argv[0] if argv else "help"
+    if command == "book":
+        setup()
+        build_book(strict=True)
+    elif command == "test":
+        setup()
+        test()
+    elif command == "setup":
+        setup()
+    elif command == "execute":
+        setup()
+        execute(argv[1:])
+    elif command == "sync":
+        run(PYTHON if PYTHON.exists() else sys.executable, "scripts/sync_notebooks.py")
+    else:
+        print(__doc__)
+        sys.exit(0 if command in {"help", "-h", "--help"} else 2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,38 @@
+"""Shared test set-up: a non-interactive matplotlib backend, the quick profile, and data fixtures."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("GENLAB_PROFILE", "quick")
+
+
+def _mnist_test_available() -> bool:
+    from genlab.data import data_dir
+
+    return (data_dir() / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """The official MNIST test split in [0, 1]; skipped when GENLAB_DATA_DIR does not hold it."""
+    if not _mnist_test_available():
+        pytest.skip("MNIST test split not found: set GENLAB_DATA_DIR to a folder with mnist/t10k-*.gz")
+    from genlab.data import load_mnist
+
+    return load_mnist("test", download=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_cuda = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip_cuda)

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+import genlab
+from genlab.runtime import Profile, get_device, get_profile, seed_everything
+
+
+def test_profile_pick_and_validation():
+    assert Profile("quick").pick(quick=1, standard=2, full=3) == 1
+    assert Profile("full").pick(quick=1, standard=2, full=3) == 3
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        Profile("fast")
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("GENLAB_PROFILE", "standard")
+    assert get_profile().name == "standard"
+    monkeypatch.setenv("GENLAB_PROFILE", "Quick")
+    assert get_profile().name == "quick"
+    monkeypatch.delenv("GENLAB_PROFILE")
+    expected = "full" if torch.cuda.is_available() else "standard"
+    assert get_profile().name == expected
+    assert get_profile("full").name == "full"
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.delenv("GENLAB_DEVICE", raising=False)
+    assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("GENLAB_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_cuda_request_without_cuda_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        get_device("cuda")
+
+
+def test_seed_everything_is_reproducible():
+    seed_everything(123)
+    a = torch.randn(5)
+    g = seed_everything(123)
+    b = torch.randn(5)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.randn(3, generator=g), torch.randn(3, generator=torch.Generator().manual_seed(123)))
+    with pytest.raises(ValueError):
+        seed_everything(-1)
+
+
+def test_top_level_api():
+    assert genlab.__version__
+    assert callable(genlab.get_device) and callable(genlab.seed_everything)
