@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Execute a notebook top to bottom in place, storing its outputs (for the committed book).
+"""Execute notebooks top to bottom, storing their outputs (for the committed book).
 
     GENLAB_PROFILE=standard python scripts/execute_notebook.py book/02_gan_math/value_function.ipynb
+    python scripts/execute_notebook.py --output-dir executed book/**/*.ipynb   # keep the originals
 
-Prints the wall time, which benchmarks/RESULTS.md collects per notebook.
+In place by default; with ``--output-dir`` the executed copies go there (same relative paths).
+Prints the wall time of each notebook, which benchmarks/RESULTS.md collects.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -16,18 +18,32 @@ import nbformat
 from nbclient import NotebookClient
 
 
-def execute(path: Path, timeout: int = 1800) -> float:
+def execute(path: Path, output: Path | None = None, timeout: int = 1800) -> float:
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     started = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - started
-    nbformat.write(notebook, path)
+    output = output or path
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, output)
     return elapsed
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--output-dir", type=Path, default=None)
+    args = parser.parse_args()
+    total = 0.0
+    for path in args.notebooks:
+        output = args.output_dir / path if args.output_dir else None
+        seconds = execute(path, output)
+        total += seconds
+        print(f"{path}: {seconds:.1f} s", flush=True)
+    print(f"total: {total:.1f} s")
+
+
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        seconds = execute(Path(name))
-        print(f"{name}: {seconds:.1f} s", flush=True)
+    main()
