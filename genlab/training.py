@@ -1,0 +1,696 @@
+"""Training: *tasks* own models, optimisers and one step of maths; the :class:`Trainer` owns the loop.
+
+In a notebook::
+
+    task = GANTask(generator, discriminator, loss="non_saturating")      # or VAETask(vae), LanguageModelTask(lm)
+    trainer = Trainer(task, data=(images, labels), batch_size=128)       # LM: data=token_ids (1-D int64)
+    history = trainer.fit(steps=2_000, callbacks=[SampleGrid(every=500)])
+    images = task.sample(64)                                             # GAN: [-1, 1]; VAE: [0, 1]
+    trainer.save("gan.pt");  Trainer(GANTask(G2, D2), data).load("gan.pt")  # resume later
+
+How the pieces fit
+    * A task has ``models`` and ``optimizers`` (dicts by name), ``training_step(batch, step,
+      generator)`` returning a dict of detached scalar tensors (its metrics), and ``sample``.
+    * The Trainer keeps the data in memory on its device and draws every batch from ONE
+      ``torch.Generator`` it owns (image tasks: a new random permutation each epoch, the
+      position in it tracked; language models: random windows). The tasks draw their noise
+      (``z``, ``eps``, binarisation) from the same generator. All sampler state lives in the
+      Trainer, so a checkpoint captures it and resuming on CPU is bit-identical to never stopping.
+    * ``fit(steps=..., seconds=...)`` runs more steps (call it again to continue). ``History``
+      keeps, every ``log_every`` steps and at the last step, the mean of each metric since the
+      previous entry; ``.item()`` is only called then, so a GPU never waits every step.
+    * A non-finite metric raises :class:`TrainingDivergedError` naming the metric and the step
+      (checked every step on CPU; on CUDA the values are kept on the GPU and checked at logging steps).
+    * GPU speed-ups are chosen in one place, :func:`cuda_options`: bf16 autocast and
+      channels_last on CUDA, TF32 matmuls; on CPU plain fp32, so CPU runs are deterministic.
+    * Callbacks are callables ``callback(trainer, step)`` run after each step:
+      :class:`SampleGrid` (fixed-noise samples into ``history.samples``) and :class:`Evaluate`.
+
+See: book/04_practice/mlp_gan.ipynb (checkpoints and resuming: book/04_practice/checkpoints.ipynb).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genlab.checkpoint import CheckpointError, load_checkpoint, load_model_state, rng_state, save_checkpoint
+from genlab.checkpoint import set_rng_state as _set_rng_state
+from genlab.losses import GAN_LOSSES, discriminator_loss, elbo, generator_loss, gradient_penalty
+from genlab.runtime import get_device
+
+__all__ = ["CudaOptions", "EveryNSteps", "Evaluate", "GANTask", "History", "LanguageModelTask", "SampleGrid",
+           "Task", "Trainer", "TrainingDivergedError", "VAETask", "cuda_options"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite; ``.metric`` and ``.step`` say which and when.
+
+    See: book/04_practice/diagnostics.ipynb.
+    """
+
+    def __init__(self, metric: str, step: int, value: float) -> None:
+        super().__init__(f"{metric} became {value} at step {step}; lower the learning rate, check the data "
+                         "range ([-1, 1] for GANs, [0, 1] for VAEs) or add gradient clipping / a penalty")
+        self.metric, self.step = metric, step
+
+
+@dataclass(frozen=True)
+class CudaOptions:
+    """The speed-ups in use: ``amp_dtype`` (autocast dtype or None) and ``channels_last``.
+
+    See: book/04_practice/dcgan.ipynb.
+    """
+
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+
+def cuda_options(device: torch.device, amp: str | bool = "auto", channels_last: str | bool = "auto") -> CudaOptions:
+    """Choose the GPU speed-ups in one place (and allow TF32 matmuls on CUDA).
+
+    ``"auto"``: bf16 autocast for forward passes where the GPU supports bf16, and channels_last
+    memory for 4-D image models, on CUDA only. On CPU both are off: plain fp32, deterministic.
+    See: book/04_practice/dcgan.ipynb.
+    """
+    for name, value in (("amp", amp), ("channels_last", channels_last)):
+        if value not in ("auto", True, False):
+            raise ValueError(f"{name} must be 'auto', True or False, got {value!r}")
+    cuda = torch.device(device).type == "cuda"
+    if not cuda and True in (amp, channels_last):
+        raise ValueError(f"amp=True / channels_last=True need a CUDA device, got {device}; use 'auto'")
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    use_amp = cuda and (amp is True or (amp == "auto" and torch.cuda.is_bf16_supported()))
+    return CudaOptions(torch.bfloat16 if use_amp else None, cuda and channels_last in ("auto", True))
+
+
+def _noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+           high: int = 0) -> Tensor:
+    """randn / rand / randint drawn on the generator's device, then moved to ``device``."""
+    where = generator.device if generator is not None else device
+    if kind == "randint":
+        return torch.randint(high, shape, generator=generator, device=where).to(device)
+    if kind == "randperm":
+        return torch.randperm(shape[0], generator=generator, device=where).to(device)
+    return getattr(torch, kind)(shape, generator=generator, device=where).to(device)
+
+
+# --------------------------------------------------------------------------- history and callbacks
+
+
+@dataclass
+class History:
+    """Logged metrics: ``steps[i]`` and ``metrics[name][i]`` (mean since the previous entry).
+
+    ``samples``: ``[(step, images)]`` from :class:`SampleGrid`; ``evals``: ``{name: [(step, value)]}``
+    from :class:`Evaluate`. Only plain lists, floats and tensors, so it goes into checkpoints.
+    See: book/04_practice/diagnostics.ipynb.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    samples: list[tuple[int, Tensor]] = field(default_factory=list)
+    evals: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def record(self, step: int, values: dict[str, float]) -> None:
+        """Append one row; a metric seen for the first time is padded with NaN before."""
+        for name, value in values.items():
+            self.metrics.setdefault(name, [math.nan] * len(self.steps)).append(float(value))
+        self.steps.append(int(step))
+        for column in self.metrics.values():
+            column.extend([math.nan] * (len(self.steps) - len(column)))
+
+    def last(self, name: str) -> float:
+        """The latest logged value of ``name``."""
+        if not self.metrics.get(name):
+            raise KeyError(f"no metric {name!r} logged yet; known: {sorted(self.metrics)}")
+        return self.metrics[name][-1]
+
+    def as_dict(self) -> dict:
+        """Plain lists/dicts (what checkpoints store)."""
+        return {"steps": list(self.steps), "metrics": {k: list(v) for k, v in self.metrics.items()},
+                "samples": [(s, x) for s, x in self.samples],
+                "evals": {k: [(s, float(v)) for s, v in rows] for k, rows in self.evals.items()}}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> History:
+        return cls(list(state["steps"]), {k: list(v) for k, v in state["metrics"].items()},
+                   [tuple(row) for row in state["samples"]],
+                   {k: [tuple(row) for row in rows] for k, rows in state["evals"].items()})
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class EveryNSteps:
+    """Base callback: runs :meth:`run` (to override) when ``step % every == 0``.
+
+    See: book/04_practice/diagnostics.ipynb.
+    """
+
+    def __init__(self, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every}")
+        self.every = every
+
+    def __call__(self, trainer: Trainer, step: int) -> None:
+        if step % self.every == 0:
+            self.run(trainer, step)
+
+    def run(self, trainer: Trainer, step: int) -> None:
+        raise NotImplementedError
+
+
+class SampleGrid(EveryNSteps):
+    """Every ``every`` steps, store ``task.sample(num_samples)`` (on CPU) in ``history.samples``.
+
+    The noise comes from a fresh ``torch.Generator`` (on the trainer's device) seeded with ``seed``
+    each time, so all snapshots use the same ``z`` ("the same digits over time") and training's
+    own random stream is untouched. See: book/04_practice/diagnostics.ipynb.
+    """
+
+    def __init__(self, every: int, num_samples: int = 64, seed: int = 0) -> None:
+        super().__init__(every)
+        self.num_samples, self.seed = num_samples, seed
+
+    def run(self, trainer: Trainer, step: int) -> None:
+        noise = torch.Generator(device=trainer.device).manual_seed(self.seed)
+        images = trainer.task.sample(self.num_samples, generator=noise)
+        trainer.history.samples.append((step, images.detach().float().cpu()))
+
+
+class Evaluate(EveryNSteps):
+    """Every ``every`` steps, append ``(step, fn(trainer))`` to ``history.evals[name]``.
+
+    ``fn`` should draw its randomness from its own generator so it does not change training.
+    See: book/04_practice/evaluation.ipynb.
+    """
+
+    def __init__(self, every: int, name: str, fn: Callable[[Trainer], float]) -> None:
+        super().__init__(every)
+        self.name, self.fn = name, fn
+
+    def run(self, trainer: Trainer, step: int) -> None:
+        trainer.history.evals.setdefault(self.name, []).append((step, float(self.fn(trainer))))
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class Task:
+    """What the Trainer needs from a task (subclass it for a new kind of model).
+
+    ``data_kind``: ``"images"`` (batches ``(images, labels or None)``) or ``"tokens"``
+    (batches ``(x, y)`` of shape (B, T)); ``batches_per_step``: minibatches per step, handed
+    over concatenated. See: book/04_practice/genlab_tour.ipynb.
+    """
+
+    data_kind = "images"
+    batches_per_step = 1
+    amp_dtype: torch.dtype | None = None
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for forward passes when the Trainer turned it on, else nothing."""
+        return torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+
+    @property
+    def device(self) -> torch.device:
+        return next(next(iter(self.models.values())).parameters()).device
+
+    def check_data(self, images: Tensor, labels: Tensor | None) -> None:
+        """Validate the training data once, before training (override to add checks)."""
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        raise NotImplementedError
+
+
+def _check_labels(labels: Tensor | None, num_classes: int, who: str) -> None:
+    if labels is None:
+        raise ValueError(f"{who} is conditional (num_classes={num_classes}) but the data has no labels; "
+                         "pass data=(images, labels)")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be in [0, {num_classes}), got [{labels.min()}, {labels.max()}]")
+
+
+class GANTask(Task):
+    """A GAN: ``n_critic`` discriminator updates, then one generator update, per step.
+
+    ``loss`` is a key of ``genlab.losses.GAN_LOSSES``: ``"minimax"`` / ``"non_saturating"``
+    (binary cross-entropy D), ``"hinge"``, ``"wasserstein"`` (WGAN-GP with ``gp_weight`` > 0,
+    e.g. 10 with ``lr=1e-4, betas=(0.0, 0.9), n_critic=5``; the original WGAN with
+    ``clip_weights=0.01``, ``optimizer="rmsprop", lr=5e-5``). Metrics: ``loss_d`` (without the
+    penalty), ``loss_g``, ``d_real``/``d_fake`` (mean D(x) = sigmoid(logit) for BCE losses, the
+    mean score otherwise), and ``gp``. Conditional when ``generator.num_classes`` is set: fake
+    labels are drawn uniformly (with a penalty, the critic's fakes reuse the real labels so that
+    interpolates stay within a class). See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "non_saturating",
+                 lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
+                 gp_weight: float = 0.0, clip_weights: float | None = None, conditional: bool | None = None,
+                 optimizer: str = "adam") -> None:
+        if loss not in GAN_LOSSES:
+            raise ValueError(f"unknown GAN loss {loss!r}; expected one of {list(GAN_LOSSES)}")
+        if n_critic < 1 or gp_weight < 0 or (clip_weights is not None and clip_weights <= 0):
+            raise ValueError(f"need n_critic >= 1, gp_weight >= 0, clip_weights > 0 or None; got "
+                             f"{n_critic}, {gp_weight}, {clip_weights}")
+        if gp_weight > 0 and clip_weights is not None:
+            raise ValueError("choose one Lipschitz constraint: gp_weight (WGAN-GP) or clip_weights (WGAN)")
+        if loss == "wasserstein" and gp_weight == 0 and clip_weights is None:
+            warnings.warn("loss='wasserstein' without gp_weight or clip_weights: the critic is unconstrained "
+                          "and its scores can grow without bound", stacklevel=2)
+        num_classes = getattr(generator, "num_classes", None)
+        self.conditional = num_classes is not None if conditional is None else bool(conditional)
+        if self.conditional and num_classes is None:
+            raise ValueError("conditional=True needs a generator built with num_classes")
+        if optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; expected 'adam' or 'rmsprop'")
+        self.generator, self.discriminator = generator, discriminator
+        self.loss, self.n_critic, self.gp_weight, self.clip_weights = loss, n_critic, gp_weight, clip_weights
+        self.d_kind, self.g_kind = GAN_LOSSES[loss]
+        self.batches_per_step = n_critic
+        self.models = {"generator": generator, "discriminator": discriminator}
+
+        def make(params):
+            return (torch.optim.Adam(params, lr=lr, betas=betas) if optimizer == "adam"
+                    else torch.optim.RMSprop(params, lr=lr))
+        self.optimizers = {"generator": make(generator.parameters()),
+                           "discriminator": make(discriminator.parameters())}
+
+    def check_data(self, images: Tensor, labels: Tensor | None) -> None:
+        if self.conditional:
+            _check_labels(labels, self.generator.num_classes, "GANTask")
+        if images.dim() == 4 and images.min() >= 0 and images.max() > 0.5:
+            warnings.warn("GAN images look like [0, 1] but a tanh generator emits [-1, 1]; load them with "
+                          "value_range=(-1, 1)", stacklevel=3)
+
+    def _fake(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+        device = self.device
+        z = _noise("randn", (n, self.generator.latent_dim), generator, device)  # (n, latent_dim)
+        labels = _noise("randint", (n,), generator, device, self.generator.num_classes) if self.conditional else None
+        return z, labels
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        images, labels = batch
+        G, D = self.generator, self.discriminator
+        opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
+        label_chunks = labels.chunk(self.n_critic) if self.conditional else [None] * self.n_critic
+        metrics = {}
+        for real, real_labels in zip(images.chunk(self.n_critic), label_chunks):  # n_critic x (B, ...)
+            z, fake_labels = self._fake(real.shape[0], generator)
+            if self.conditional and self.gp_weight > 0:
+                fake_labels = real_labels
+            with self.autocast():
+                with torch.no_grad():
+                    fake = G(z, fake_labels)  # no generator gradients in the critic's step
+                real_logits, fake_logits = D(real, real_labels).float(), D(fake, fake_labels).float()  # (B,)
+                loss_d = discriminator_loss(real_logits, fake_logits, kind=self.d_kind)
+            total = loss_d
+            if self.gp_weight > 0:  # in fp32, outside autocast: a norm of gradients
+                gp = gradient_penalty(D, real, fake.float(), labels=fake_labels if self.conditional else None,
+                                      generator=generator)
+                total = loss_d + self.gp_weight * gp
+                metrics["gp"] = gp.detach()
+            opt_d.zero_grad(set_to_none=True)
+            total.backward()
+            opt_d.step()
+            if self.clip_weights is not None:
+                with torch.no_grad():
+                    for p in D.parameters():
+                        p.clamp_(-self.clip_weights, self.clip_weights)
+        bce = self.d_kind == "minimax"
+        metrics["loss_d"] = loss_d.detach()
+        metrics["d_real"] = (torch.sigmoid(real_logits) if bce else real_logits).detach().mean()
+        metrics["d_fake"] = (torch.sigmoid(fake_logits) if bce else fake_logits).detach().mean()
+
+        D.requires_grad_(False)  # the generator's step needs gradients w.r.t. G only
+        try:
+            z, fake_labels = self._fake(images.shape[0] // self.n_critic, generator)
+            with self.autocast():
+                loss_g = generator_loss(D(G(z, fake_labels), fake_labels).float(), kind=self.g_kind)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+        finally:
+            D.requires_grad_(True)
+        metrics["loss_g"] = loss_g.detach()
+        return metrics
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [-1, 1] from the generator in eval mode (labels default to 0, 1, 2, ...)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            z = _noise("randn", (n, self.generator.latent_dim), generator, self.device)
+            if self.conditional and labels is None:
+                labels = torch.arange(n, device=self.device) % self.generator.num_classes
+            with self.autocast():
+                return self.generator(z, labels.to(self.device) if labels is not None else None).float()
+        finally:
+            self.generator.train(was_training)
+
+
+class VAETask(Task):
+    """A VAE trained by minimising ``-mean ELBO`` (``genlab.losses.elbo``).
+
+    ``beta`` weights the KL (beta-VAE); with ``kl_warmup_steps`` > 0 it ramps linearly
+    ``beta_t = beta * min(1, t / kl_warmup_steps)``; ``free_bits`` floors each latent
+    dimension's KL; ``binarize=True`` draws ``x ~ Bernoulli(pixels)`` afresh for every batch
+    (the IWAE protocol). Metrics: ``loss``, ``reconstruction``, ``kl`` (nats), ``beta``.
+    See: book/03_vae/mnist_vae.ipynb (beta and free bits: book/03_vae/beta_vae.ipynb).
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, beta: float = 1.0, free_bits: float = 0.0,
+                 kl_warmup_steps: int = 0, binarize: bool = False) -> None:
+        if beta < 0 or free_bits < 0 or kl_warmup_steps < 0:
+            raise ValueError(f"beta, free_bits and kl_warmup_steps must be >= 0, got {beta}, {free_bits}, "
+                             f"{kl_warmup_steps}")
+        self.model, self.beta, self.free_bits = model, beta, free_bits
+        self.kl_warmup_steps, self.binarize = kl_warmup_steps, binarize
+        self.conditional = getattr(model, "num_classes", None) is not None
+        self.models = {"vae": model}
+        self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=lr)}
+
+    def check_data(self, images: Tensor, labels: Tensor | None) -> None:
+        if images.min() < 0 or images.max() > 1:
+            raise ValueError(f"VAEs model pixels in [0, 1], got [{images.min():.3g}, {images.max():.3g}]; "
+                             "load images with value_range=(0, 1)")
+        if self.conditional:
+            _check_labels(labels, self.model.num_classes, "VAETask")
+
+    def beta_at(self, step: int) -> float:
+        """The KL weight used at ``step`` (1-based)."""
+        if self.kl_warmup_steps == 0:
+            return self.beta
+        return self.beta * min(1.0, step / self.kl_warmup_steps)
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        images, labels = batch
+        x = torch.bernoulli(images, generator=generator) if self.binarize else images  # (B, 1, 28, 28)
+        beta = self.beta_at(step)
+        with self.autocast():
+            terms = elbo(self.model, x, labels if self.conditional else None, beta=beta,
+                         free_bits=self.free_bits, generator=generator)
+            loss = -terms.elbo.float().mean()
+        optimizer = self.optimizers["vae"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.detach(), "reconstruction": terms.reconstruction.detach().float().mean(),
+                "kl": terms.kl.detach().float().mean(), "beta": beta}
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [0, 1] (``model.sample`` in eval mode; labels default to 0, 1, 2, ...)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if self.conditional and labels is None:
+                labels = torch.arange(n) % self.model.num_classes
+            labels = labels.to(self.device) if labels is not None else None
+            return self.model.sample(n, labels=labels, generator=generator).float()
+        finally:
+            self.model.train(was_training)
+
+
+class LanguageModelTask(Task):
+    """Next-token prediction: minimise the cross-entropy of ``y = ids[i+1 : i+T+1]`` given ``x = ids[i : i+T]``.
+
+    AdamW with ``weight_decay``; gradients clipped to norm ``grad_clip`` (None: no clipping).
+    Metric: ``loss`` in nats per token (divide by ln 2 for bits per character). Sample text with
+    ``genlab.models.text.generate(task.model, prompt_ids, max_new_tokens)``.
+    See: book/05_applications/text_generation.ipynb.
+    """
+
+    data_kind = "tokens"
+
+    def __init__(self, model: nn.Module, lr: float = 3e-3, weight_decay: float = 0.0, block_size: int = 128,
+                 grad_clip: float | None = 1.0) -> None:
+        limit = getattr(model, "block_size", None)
+        if block_size < 1 or (limit is not None and block_size > limit):
+            raise ValueError(f"block_size must be in [1, {limit or 'inf'}] (the model's context), got {block_size}")
+        self.model, self.block_size, self.grad_clip = model, block_size, grad_clip
+        self.models = {"model": model}
+        self.optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)}
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        x, y = batch  # (B, T) each
+        with self.autocast():
+            logits = self.model(x)  # (B, T, V)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        optimizer.step()
+        return {"loss": loss.detach()}
+
+
+# --------------------------------------------------------------------------- the trainer
+
+
+class _Sampler:
+    """Minibatches drawn with the Trainer's generator: epochs of a random permutation (images) or
+    random windows ``x = ids[i:i+T], y = ids[i+1:i+T+1]`` (tokens). Its state goes into checkpoints."""
+
+    def __init__(self, tensors: tuple, batch_size: int, generator: torch.Generator, block_size: int | None,
+                 channels_last: bool) -> None:
+        self.tensors, self.batch_size, self.generator = tensors, batch_size, generator
+        self.block_size, self.channels_last = block_size, channels_last
+        self.size = len(tensors[0])
+        self.order: Tensor | None = None  # the current epoch's permutation
+        self.position = 0
+
+    def next(self, count: int = 1) -> tuple:
+        """``count`` consecutive minibatches, concatenated."""
+        device = self.tensors[0].device
+        if self.block_size is not None:
+            T = self.block_size
+            starts = _noise("randint", (count * self.batch_size,), self.generator, device, self.size - T)
+            chunk = self.tensors[0][starts[:, None] + torch.arange(T + 1, device=device)]  # (B, T + 1)
+            return chunk[:, :-1], chunk[:, 1:]
+        index = []
+        for _ in range(count):
+            if self.order is None or self.position + self.batch_size > self.size:  # new epoch (drop last)
+                self.order = _noise("randperm", (self.size,), self.generator, device)
+                self.position = 0
+            index.append(self.order[self.position : self.position + self.batch_size])
+            self.position += self.batch_size
+        index = torch.cat(index)
+        images = self.tensors[0][index]
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, None if self.tensors[1] is None else self.tensors[1][index]
+
+    def state_dict(self) -> dict:
+        return {"size": self.size, "position": self.position,
+                "order": None if self.order is None else self.order.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["size"] != self.size:
+            raise CheckpointError(f"the checkpoint was trained on {state['size']} examples/tokens, this "
+                                  f"Trainer has {self.size}: not the same data")
+        self.position = state["position"]
+        self.order = None if state["order"] is None else state["order"].to(self.tensors[0].device)
+
+
+def _as_tensors(data, kind: str) -> tuple[Tensor, Tensor | None]:
+    """``(images, labels)``, an ``ImageData``, an images tensor, or a 1-D token tensor -> (data, labels)."""
+    if hasattr(data, "images") and hasattr(data, "labels"):
+        data = (data.images, data.labels)
+    first, labels = (data if isinstance(data, (tuple, list)) else (data, None))
+    if not isinstance(first, Tensor) or (labels is not None and not isinstance(labels, Tensor)):
+        raise TypeError(f"data must be tensors: images, (images, labels) or token ids; got {type(data).__name__}")
+    if kind == "tokens":
+        if labels is not None or first.dim() != 1 or first.is_floating_point():
+            raise ValueError(f"a language model needs data = a 1-D int64 tensor of token ids, got shape "
+                             f"{tuple(first.shape)} dtype {first.dtype}")
+        return first.long(), None
+    if labels is not None and (labels.shape != (len(first),) or labels.is_floating_point()):
+        raise ValueError(f"labels must be int64 of shape ({len(first)},), got {tuple(labels.shape)} {labels.dtype}")
+    if not first.is_floating_point():
+        raise ValueError(f"images must be floating point, got {first.dtype}")
+    return first, labels
+
+
+class Trainer:
+    """Runs a task: batches, the loop, logging, divergence checks, progress bar, checkpoints.
+
+    ``data``: ``(images, labels)``, images alone, an ``ImageData``, or 1-D token ids for a
+    :class:`LanguageModelTask`; moved to ``device`` once. ``seed`` seeds the Trainer's own
+    generator (batches and the task's noise); seed the models' initialisation yourself
+    (``genlab.seed_everything``). See the module docstring; book/04_practice/mlp_gan.ipynb.
+    """
+
+    def __init__(self, task: Task, data, batch_size: int = 128, device: str | torch.device | None = None,
+                 seed: int = 0, progress: bool = True, amp: str | bool = "auto",
+                 channels_last: str | bool = "auto") -> None:
+        self.task, self.batch_size, self.seed, self.progress = task, batch_size, seed, progress
+        self.device = get_device(device)
+        first, labels = _as_tensors(data, task.data_kind)
+        block = getattr(task, "block_size", None) if task.data_kind == "tokens" else None
+        needed = block + 1 if block is not None else batch_size
+        if batch_size < 1 or len(first) < needed:
+            raise ValueError(f"batch_size={batch_size} needs at least {needed} examples/tokens, got {len(first)}")
+        self.options = cuda_options(self.device, amp, channels_last)
+        use_channels_last = self.options.channels_last and first.dim() == 4
+        for model in task.models.values():
+            model.to(self.device)
+            if use_channels_last:
+                model.to(memory_format=torch.channels_last)
+        task.amp_dtype = self.options.amp_dtype
+        first = first.to(self.device)
+        labels = labels.to(self.device) if labels is not None else None
+        task.check_data(first, labels)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.sampler = _Sampler((first, labels), batch_size, self.generator, block, use_channels_last)
+        self.step, self.train_seconds, self.history = 0, 0.0, History()
+        self._pending: list[tuple[int, tuple[str, ...], Tensor]] = []  # logged metrics not yet read back
+
+    # ---- logging and divergence
+    def _push(self, step: int, metrics: dict) -> None:
+        names = tuple(metrics)
+        values = torch.stack([v.detach().float().reshape(()).to(self.device) if isinstance(v, Tensor)
+                              else torch.full((), float(v), device=self.device) for v in metrics.values()])
+        self._pending.append((step, names, values))
+        if self.device.type == "cpu":
+            self._raise_if_diverged([self._pending[-1]])
+
+    def _raise_if_diverged(self, entries: list) -> None:
+        for step, names, values in entries:
+            bad = (~torch.isfinite(values)).nonzero()
+            if len(bad):
+                raise TrainingDivergedError(names[int(bad[0])], step, values[int(bad[0])].item())
+
+    def _flush(self) -> dict[str, float]:
+        """Check and average the pending metrics (one device sync); record a History row."""
+        if not self._pending:
+            return {}
+        if not bool(torch.isfinite(torch.cat([v for _, _, v in self._pending])).all()):
+            self._raise_if_diverged(self._pending)
+        columns: dict[str, list[Tensor]] = {}
+        for _, names, values in self._pending:
+            for name, value in zip(names, values):
+                columns.setdefault(name, []).append(value)
+        means = torch.stack([torch.stack(col).mean() for col in columns.values()]).tolist()
+        row = dict(zip(columns, means))
+        self.history.record(self._pending[-1][0], row)
+        self._pending.clear()
+        return row
+
+    # ---- the loop
+    def fit(self, steps: int | None = None, seconds: float | None = None, callbacks: Iterable[Callable] = (),
+            log_every: int = 50, checkpoint_path: str | Path | None = None,
+            checkpoint_every: int | None = None) -> History:
+        """Train ``steps`` more steps and/or for ``seconds`` (stopping at the first step boundary past it).
+
+        With ``checkpoint_path``: a fresh Trainer (step 0) first resumes from the file if it exists,
+        and the steps/seconds already in it count towards this budget (re-running an interrupted
+        cell finishes the run); the file is written every ``checkpoint_every`` steps and at the end.
+        See: book/04_practice/checkpoints.ipynb.
+        """
+        if steps is None and seconds is None:
+            raise ValueError("fit needs a budget: steps=..., seconds=... or both")
+        if (steps is not None and steps < 0) or (seconds is not None and seconds < 0) or log_every < 1:
+            raise ValueError(f"need steps >= 0, seconds >= 0, log_every >= 1; got {steps}, {seconds}, {log_every}")
+        if checkpoint_every is not None and checkpoint_path is None:
+            raise ValueError("checkpoint_every needs a checkpoint_path")
+        if checkpoint_path is not None and self.step == 0 and Path(checkpoint_path).exists():
+            self.load(checkpoint_path)
+            print(f"genlab: resumed from {checkpoint_path} at step {self.step}")
+            steps = None if steps is None else max(0, steps - self.step)
+            seconds = None if seconds is None else max(0.0, seconds - self.train_seconds)
+        callbacks = list(callbacks)
+        last_step = None if steps is None else self.step + steps
+        start = time.perf_counter()
+        seconds_at_start = self.train_seconds
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, disable=not self.progress, desc=type(self.task).__name__, leave=True)
+        try:
+            while (last_step is None or self.step < last_step) and (
+                    seconds is None or time.perf_counter() - start < seconds):
+                self.task_step()
+                bar.update(1)
+                if self.step % log_every == 0:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in self._flush().items()}, refresh=False)
+                for callback in callbacks:
+                    callback(self, self.step)
+                self.train_seconds = seconds_at_start + time.perf_counter() - start
+                if checkpoint_every and self.step % checkpoint_every == 0:
+                    self.save(checkpoint_path)
+            self._flush()
+        except KeyboardInterrupt:
+            self._flush()  # keep the curve up to the interruption
+            raise
+        finally:
+            bar.close()
+        if checkpoint_path is not None:
+            self.save(checkpoint_path)
+        return self.history
+
+    def task_step(self) -> dict:
+        """One training step on the next batch(es); returns the task's metrics (not read back)."""
+        batch = self.sampler.next(self.task.batches_per_step)
+        metrics = self.task.training_step(batch, self.step + 1, generator=self.generator)
+        self.step += 1
+        self._push(self.step, metrics)
+        return metrics
+
+    # ---- checkpoints
+    def save(self, path: str | Path) -> Path:
+        """Write models, optimisers, step, history, sampler and RNG states (atomic).
+
+        See: book/04_practice/checkpoints.ipynb.
+        """
+        if self._pending and not bool(torch.isfinite(torch.cat([v for _, _, v in self._pending])).all()):
+            self._raise_if_diverged(self._pending)  # never save a diverged state
+        pending = [(step, list(names), values.cpu()) for step, names, values in self._pending]
+        return save_checkpoint(
+            path, task=type(self.task).__name__, step=self.step, train_seconds=self.train_seconds,
+            models={name: m.state_dict() for name, m in self.task.models.items()},
+            optimizers={name: o.state_dict() for name, o in self.task.optimizers.items()},
+            sampler=self.sampler.state_dict(), rng=rng_state({"trainer": self.generator}),
+            history=self.history.as_dict(), pending_metrics=pending)
+
+    def load(self, path: str | Path) -> Trainer:
+        """Restore everything :meth:`save` wrote, into this Trainer's task; returns ``self``.
+
+        See: book/04_practice/checkpoints.ipynb.
+        """
+        state = load_checkpoint(path)
+        if state.get("task") != type(self.task).__name__:
+            raise CheckpointError(f"{path} was written by a {state.get('task')}, this Trainer runs a "
+                                  f"{type(self.task).__name__}")
+        if set(state["models"]) != set(self.task.models):
+            raise CheckpointError(f"{path} holds models {sorted(state['models'])}, the task has "
+                                  f"{sorted(self.task.models)}")
+        for name, model in self.task.models.items():
+            load_model_state(model, state["models"][name], name=name)
+        for name, optimizer in self.task.optimizers.items():
+            try:
+                optimizer.load_state_dict(state["optimizers"][name])
+            except (ValueError, KeyError) as error:
+                raise CheckpointError(f"cannot load the {name} optimizer state from {path}: {error}") from error
+        self.sampler.load_state_dict(state["sampler"])
+        _set_rng_state(state["rng"], {"trainer": self.generator})
+        self.step, self.train_seconds = state["step"], state["train_seconds"]
+        self.history = History.from_dict(state["history"])
+        self._pending = [(step, tuple(names), values.to(self.device))
+                         for step, names, values in state["pending_metrics"]]
+        return self
