@@ -1,0 +1,291 @@
+"""Tasks: what is trained and how one step goes (the :class:`genlab.training.Trainer` runs the loop).
+
+A task owns its models and optimisers (dicts by name), ``training_step(batch, step, generator)``
+returning a dict of detached scalar tensors (its metrics), and ``sample``:
+
+* :class:`GANTask` - a generator and a discriminator/critic, any loss of ``genlab.losses.GAN_LOSSES``;
+* :class:`VAETask` - a VAE trained on the negative ELBO (beta, KL warm-up, free bits);
+* :class:`LanguageModelTask` - next-token prediction.
+
+Subclass :class:`Task` for a new kind of model. See: book/04_practice/genlab_tour.ipynb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genlab.losses import GAN_LOSSES, discriminator_loss, elbo, generator_loss, gradient_penalty
+
+__all__ = ["GANTask", "LanguageModelTask", "Task", "VAETask", "noise"]
+
+
+def noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+           high: int = 0) -> Tensor:
+    """randn / rand / randint drawn on the generator's device, then moved to ``device``."""
+    where = generator.device if generator is not None else device
+    if kind == "randint":
+        return torch.randint(high, shape, generator=generator, device=where).to(device)
+    if kind == "randperm":
+        return torch.randperm(shape[0], generator=generator, device=where).to(device)
+    return getattr(torch, kind)(shape, generator=generator, device=where).to(device)
+
+
+
+
+
+class Task:
+    """What the Trainer needs from a task (subclass it for a new kind of model).
+
+    ``data_kind``: ``"images"`` (batches ``(images, labels or None)``) or ``"tokens"``
+    (batches ``(x, y)`` of shape (B, T)); ``batches_per_step``: minibatches per step, handed
+    over concatenated. See: book/04_practice/genlab_tour.ipynb.
+    """
+
+    data_kind = "images"
+    batches_per_step = 1
+    amp_dtype: torch.dtype | None = None
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for forward passes when the Trainer turned it on, else nothing."""
+        return torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+
+    @property
+    def device(self) -> torch.device:
+        return next(next(iter(self.models.values())).parameters()).device
+
+    def check_data(self, images: Tensor, labels: Tensor | None) -> None:
+        """Validate the training data once, before training (override to add checks)."""
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        raise NotImplementedError
+
+
+def _check_labels(labels: Tensor | None, num_classes: int, who: str) -> None:
+    if labels is None:
+        raise ValueError(f"{who} is conditional (num_classes={num_classes}) but the data has no labels; "
+                         "pass data=(images, labels)")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be in [0, {num_classes}), got [{labels.min()}, {labels.max()}]")
+
+
+class GANTask(Task):
+    """A GAN: ``n_critic`` discriminator updates, then one generator update, per step.
+
+    ``loss`` is a key of ``genlab.losses.GAN_LOSSES``: ``"minimax"`` / ``"non_saturating"``
+    (binary cross-entropy D), ``"hinge"``, ``"wasserstein"`` (WGAN-GP with ``gp_weight`` > 0,
+    e.g. 10 with ``lr=1e-4, betas=(0.0, 0.9), n_critic=5``; the original WGAN with
+    ``clip_weights=0.01``, ``optimizer="rmsprop", lr=5e-5``). Metrics: ``loss_d`` (without the
+    penalty), ``loss_g``, ``d_real``/``d_fake`` (mean D(x) = sigmoid(logit) for BCE losses, the
+    mean score otherwise), and ``gp``. Conditional when ``generator.num_classes`` is set: fake
+    labels are drawn uniformly (with a penalty, the critic's fakes reuse the real labels so that
+    interpolates stay within a class). See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "non_saturating",
+                 lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
+                 gp_weight: float = 0.0, clip_weights: float | None = None, conditional: bool | None = None,
+                 optimizer: str = "adam") -> None:
+        if loss not in GAN_LOSSES:
+            raise ValueError(f"unknown GAN loss {loss!r}; expected one of {list(GAN_LOSSES)}")
+        if n_critic < 1 or gp_weight < 0 or (clip_weights is not None and clip_weights <= 0):
+            raise ValueError(f"need n_critic >= 1, gp_weight >= 0, clip_weights > 0 or None; got "
+                             f"{n_critic}, {gp_weight}, {clip_weights}")
+        if gp_weight > 0 and clip_weights is not None:
+            raise ValueError("choose one Lipschitz constraint: gp_weight (WGAN-GP) or clip_weights (WGAN)")
+        if loss == "wasserstein" and gp_weight == 0 and clip_weights is None:
+            warnings.warn("loss='wasserstein' without gp_weight or clip_weights: the critic is unconstrained "
+                          "and its scores can grow without bound", stacklevel=2)
+        num_classes = getattr(generator, "num_classes", None)
+        self.conditional = num_classes is not None if conditional is None else bool(conditional)
+        if self.conditional and num_classes is None:
+            raise ValueError("conditional=True needs a generator built with num_classes")
+        if optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; expected 'adam' or 'rmsprop'")
+        self.generator, self.discriminator = generator, discriminator
+        self.loss, self.n_critic, self.gp_weight, self.clip_weights = loss, n_critic, gp_weight, clip_weights
+        self.d_kind, self.g_kind = GAN_LOSSES[loss]
+        self.batches_per_step = n_critic
+        self.models = {"generator": generator, "discriminator": discriminator}
+
+        def make(params):
+            return (torch.optim.Adam(params, lr=lr, betas=betas) if optimizer == "adam"
+                    else torch.optim.RMSprop(params, lr=lr))
+        self.optimizers = {"generator": make(generator.parameters()),
+                           "discriminator": make(discriminator.parameters())}
+
+    def check_data(self, images: Tensor, labels: Tensor | None) -> None:
+        if self.conditional:
+            _check_labels(labels, self.generator.num_classes, "GANTask")
+        if images.dim() == 4 and images.min() >= 0 and images.max() > 0.5:
+            warnings.warn("GAN images look like [0, 1] but a tanh generator emits [-1, 1]; load them with "
+                          "value_range=(-1, 1)", stacklevel=3)
+
+    def _fake(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+        device = self.device
+        z = noise("randn", (n, self.generator.latent_dim), generator, device)  # (n, latent_dim)
+        labels = noise("randint", (n,), generator, device, self.generator.num_classes) if self.conditional else None
+        return z, labels
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        images, labels = batch
+        G, D = self.generator, self.discriminator
+        opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
+        label_chunks = labels.chunk(self.n_critic) if self.conditional else [None] * self.n_critic
+        metrics = {}
+        for real, real_labels in zip(images.chunk(self.n_critic), label_chunks):  # n_critic x (B, ...)
+            z, fake_labels = self._fake(real.shape[0], generator)
+            if self.conditional and self.gp_weight > 0:
+                fake_labels = real_labels
+            with self.autocast():
+                with torch.no_grad():
+                    fake = G(z, fake_labels)  # no generator gradients in the critic's step
+                real_logits, fake_logits = D(real, real_labels).float(), D(fake, fake_labels).float()  # (B,)
+                loss_d = discriminator_loss(real_logits, fake_logits, kind=self.d_kind)
+            total = loss_d
+            if self.gp_weight > 0:  # in fp32, outside autocast: a norm of gradients
+                gp = gradient_penalty(D, real, fake.float(), labels=fake_labels if self.conditional else None,
+                                      generator=generator)
+                total = loss_d + self.gp_weight * gp
+                metrics["gp"] = gp.detach()
+            opt_d.zero_grad(set_to_none=True)
+            total.backward()
+            opt_d.step()
+            if self.clip_weights is not None:
+                with torch.no_grad():
+                    for p in D.parameters():
+                        p.clamp_(-self.clip_weights, self.clip_weights)
+        bce = self.d_kind == "minimax"
+        metrics["loss_d"] = loss_d.detach()
+        metrics["d_real"] = (torch.sigmoid(real_logits) if bce else real_logits).detach().mean()
+        metrics["d_fake"] = (torch.sigmoid(fake_logits) if bce else fake_logits).detach().mean()
+
+        D.requires_grad_(False)  # the generator's step needs gradients w.r.t. G only
+        try:
+            z, fake_labels = self._fake(images.shape[0] // self.n_critic, generator)
+            with self.autocast():
+                loss_g = generator_loss(D(G(z, fake_labels), fake_labels).float(), kind=self.g_kind)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+        finally:
+            D.requires_grad_(True)
+        metrics["loss_g"] = loss_g.detach()
+        return metrics
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [-1, 1] from the generator in eval mode (labels default to 0, 1, 2, ...)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            z = noise("randn", (n, self.generator.latent_dim), generator, self.device)
+            if self.conditional and labels is None:
+                labels = torch.arange(n, device=self.device) % self.generator.num_classes
+            with self.autocast():
+                return self.generator(z, labels.to(self.device) if labels is not None else None).float()
+        finally:
+            self.generator.train(was_training)
+
+
+class VAETask(Task):
+    """A VAE trained by minimising ``-mean ELBO`` (``genlab.losses.elbo``).
+
+    ``beta`` weights the KL (beta-VAE); with ``kl_warmup_steps`` > 0 it ramps linearly
+    ``beta_t = beta * min(1, t / kl_warmup_steps)``; ``free_bits`` floors each latent
+    dimension's KL; ``binarize=True`` draws ``x ~ Bernoulli(pixels)`` afresh for every batch
+    (the IWAE protocol). Metrics: ``loss``, ``reconstruction``, ``kl`` (nats), ``beta``.
+    See: book/03_vae/mnist_vae.ipynb (beta and free bits: book/03_vae/beta_vae.ipynb).
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, beta: float = 1.0, free_bits: float = 0.0,
+                 kl_warmup_steps: int = 0, binarize: bool = False) -> None:
+        if beta < 0 or free_bits < 0 or kl_warmup_steps < 0:
+            raise ValueError(f"beta, free_bits and kl_warmup_steps must be >= 0, got {beta}, {free_bits}, "
+                             f"{kl_warmup_steps}")
+        self.model, self.beta, self.free_bits = model, beta, free_bits
+        self.kl_warmup_steps, self.binarize = kl_warmup_steps, binarize
+        self.conditional = getattr(model, "num_classes", None) is not None
+        self.models = {"vae": model}
+        self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=lr)}
+
+    def check_data(self, images: Tensor, labels: Tensor | None) -> None:
+        if images.min() < 0 or images.max() > 1:
+            raise ValueError(f"VAEs model pixels in [0, 1], got [{images.min():.3g}, {images.max():.3g}]; "
+                             "load images with value_range=(0, 1)")
+        if self.conditional:
+            _check_labels(labels, self.model.num_classes, "VAETask")
+
+    def beta_at(self, step: int) -> float:
+        """The KL weight used at ``step`` (1-based)."""
+        if self.kl_warmup_steps == 0:
+            return self.beta
+        return self.beta * min(1.0, step / self.kl_warmup_steps)
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        images, labels = batch
+        x = torch.bernoulli(images, generator=generator) if self.binarize else images  # (B, 1, 28, 28)
+        beta = self.beta_at(step)
+        with self.autocast():
+            terms = elbo(self.model, x, labels if self.conditional else None, beta=beta,
+                         free_bits=self.free_bits, generator=generator)
+            loss = -terms.elbo.float().mean()
+        optimizer = self.optimizers["vae"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.detach(), "reconstruction": terms.reconstruction.detach().float().mean(),
+                "kl": terms.kl.detach().float().mean(), "beta": beta}
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [0, 1] (``model.sample`` in eval mode; labels default to 0, 1, 2, ...)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if self.conditional and labels is None:
+                labels = torch.arange(n) % self.model.num_classes
+            labels = labels.to(self.device) if labels is not None else None
+            return self.model.sample(n, labels=labels, generator=generator).float()
+        finally:
+            self.model.train(was_training)
+
+
+class LanguageModelTask(Task):
+    """Next-token prediction: minimise the cross-entropy of ``y = ids[i+1 : i+T+1]`` given ``x = ids[i : i+T]``.
+
+    AdamW with ``weight_decay``; gradients clipped to norm ``grad_clip`` (None: no clipping).
+    Metric: ``loss`` in nats per token (divide by ln 2 for bits per character). Sample text with
+    ``genlab.models.text.generate(task.model, prompt_ids, max_new_tokens)``.
+    See: book/05_applications/text_generation.ipynb.
+    """
+
+    data_kind = "tokens"
+
+    def __init__(self, model: nn.Module, lr: float = 3e-3, weight_decay: float = 0.0, block_size: int = 128,
+                 grad_clip: float | None = 1.0) -> None:
+        limit = getattr(model, "block_size", None)
+        if block_size < 1 or (limit is not None and block_size > limit):
+            raise ValueError(f"block_size must be in [1, {limit or 'inf'}] (the model's context), got {block_size}")
+        self.model, self.block_size, self.grad_clip = model, block_size, grad_clip
+        self.models = {"model": model}
+        self.optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)}
+
+    def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
+        x, y = batch  # (B, T) each
+        with self.autocast():
+            logits = self.model(x)  # (B, T, V)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        optimizer.step()
+        return {"loss": loss.detach()}
