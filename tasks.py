@@ -2,8 +2,9 @@
 """The project's two commands (and a few for authors), using nothing but Python and pip.
 
     python3 tasks.py book    set up .venv, install genlab with the book tools, build the HTML book
-    python3 tasks.py test    the same set-up, then lint, unit tests, notebook tests (quick profile)
-                             and a book build with warnings as errors
+    python3 tasks.py test    the same set-up, then lint, a book build with warnings as errors,
+                             unit tests, notebook tests (quick profile) and browser tests of the
+                             rendered pages (headless Chromium; installed with apt-get when root)
 
 For authors:
     python3 tasks.py setup                       only create/update .venv
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -58,7 +60,26 @@ def setup() -> None:
     stamp.write_text(key)
 
 
+def vendor_assets() -> None:
+    """Local copies of MathJax, the widget manager and mermaid (best effort: else the CDN is used)."""
+    subprocess.run([str(PYTHON), "scripts/vendor_assets.py"], cwd=ROOT)
+
+
+def ensure_chromium() -> None:
+    """The browser test needs Chromium: install Debian's package when we are root on Debian."""
+    if shutil.which("chromium") or os.environ.get("GENLAB_CHROMIUM"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("installing Chromium for the browser test (apt-get)", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+                       stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not shutil.which("chromium"):
+        print("no Chromium: the browser tests will be skipped (set GENLAB_CHROMIUM to a Chromium binary)")
+
+
 def build_book(strict: bool = True) -> None:
+    vendor_assets()
     args = ["build", "--all", "--keep-going", "."]
     if strict:
         args.insert(2, "-W")
@@ -75,9 +96,10 @@ def test() -> None:
     env = {"GENLAB_PROFILE": os.environ.get("GENLAB_PROFILE", "quick"), "MPLBACKEND": "Agg"}
     run(BIN / "ruff", "check", ".")
     run(PYTHON, "scripts/sync_notebooks.py", "--check")
+    build_book(strict=True)  # first: the browser tests read _build/html
+    ensure_chromium()
     run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
         "--durations=15", "tests", *[p.relative_to(ROOT) for p in notebooks()], env=env)
-    build_book(strict=True)
 
 
 def execute(paths: list[str]) -> None:

@@ -1,0 +1,207 @@
+"""The rendered book, checked as a reader sees it: headless Chromium on the built HTML.
+
+Needs ``_build/html`` (``python3 tasks.py test`` builds it first), Playwright (the ``test``
+extra) and a Chromium binary (``/usr/bin/chromium`` from Debian's ``chromium`` package, which
+``tasks.py test`` installs when it runs as root on Debian; set ``GENLAB_CHROMIUM`` to use
+another). Pages are served from a local HTTP server (no network needed when the offline
+assets in ``_vendor/`` are present). Screenshots are kept in ``tests/artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("GENLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _need(condition: bool, reason: str) -> None:
+    if not condition:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server():
+    _need((HTML / "index.html").exists(), "book not built: run `python3 tasks.py book` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (test extra)")
+    _need(CHROMIUM is not None, "no Chromium binary: apt-get install chromium, or set GENLAB_CHROMIUM")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+class Page:
+    """A loaded page plus what it logged: console errors and failed requests for our own assets."""
+
+    def __init__(self, browser, server: str, path: str):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        origin = urlparse(server).netloc
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.failed.append(r.url) if urlparse(r.url).netloc == origin else None)
+        self.page.on("response", lambda r: self.failed.append(f"{r.status} {r.url}")
+                     if r.status >= 400 and urlparse(r.url).netloc == origin else None)
+        self.page.goto(f"{server}/{path}", wait_until="load")
+        self.page.wait_for_timeout(1500)  # MathJax typesets after load
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def _math_page() -> str:
+    """The first built page (in a stable order) whose source has display math."""
+    for source in sorted((ROOT / "book").rglob("*.md")) + sorted((ROOT / "book").rglob("*.ipynb")):
+        if "_build" in source.parts or "_ext" in source.parts:
+            continue
+        if "$$" in source.read_text(encoding="utf-8"):
+            html = HTML / source.relative_to(ROOT).with_suffix(".html")
+            if html.exists():
+                return str(html.relative_to(HTML))
+    pytest.skip("no built page with display math")
+
+
+def _notebook_page() -> str:
+    return "book/00_front/first_example.html"
+
+
+def _assert_math_typeset(page: Page) -> None:
+    containers = page.page.locator("mjx-container").count()
+    assert containers > 0, "no MathJax output (mjx-container) on the page"
+    text = page.page.locator("article").inner_text()
+    assert "$$" not in text and "\\[" not in text, "raw TeX left on the page"
+
+
+OWN_ASSETS = re.compile(r"mathjax|require|html-manager|embed-amd|widget|mermaid|_images|genlab", re.IGNORECASE)
+
+
+def _assert_no_asset_errors(page: Page) -> None:
+    """Our assets (vendored JS, figures, CSS) load without errors; the theme's own chatter is not judged."""
+    failed = [url for url in page.failed if not url.endswith("/favicon.ico")]
+    assert not failed, f"our own assets failed to load: {failed[:5]}"
+    own = [e for e in page.errors if OWN_ASSETS.search(e)]
+    assert not own, f"console errors from our assets: {own[:5]}"
+
+
+def test_intro_page(browser, server):
+    page = Page(browser, server, "book/intro.html")
+    page.screenshot("intro")
+    assert "Generative AI, Hands-On" in page.page.title()
+    _assert_math_typeset(page)  # the intro has inline math: p(x), p(x|c)
+    headings = page.page.locator("article h1").count()
+    assert headings == 1, f"expected one h1 on the page, found {headings}"
+    _assert_no_asset_errors(page)
+
+
+def test_math_page(browser, server):
+    path = _math_page()
+    page = Page(browser, server, path)
+    page.screenshot("math_page")
+    _assert_math_typeset(page)
+    _assert_no_asset_errors(page)
+
+
+def test_notebook_page(browser, server):
+    page = Page(browser, server, _notebook_page())
+    page.screenshot("notebook_page")
+    images = page.page.locator("article img")
+    assert images.count() >= 3, "the notebook's figures are missing"
+    sizes = page.page.eval_on_selector_all("article img", "els => els.map(e => [e.naturalWidth, e.alt])")
+    assert all(width > 0 for width, _ in sizes), f"an image did not load: {sizes}"
+    # exercises: the solution is hidden until its toggle is clicked
+    solution = page.page.locator(".solution.dropdown").first
+    body = solution.locator("p").last
+    assert not body.is_visible(), "the worked solution is visible before clicking"
+    solution.locator(".toggle-button, button").first.click()
+    page.page.wait_for_timeout(500)
+    assert body.is_visible(), "the solution did not open when clicked"
+    page.screenshot("notebook_page_solution_open")
+    # the Colab launch button points at this notebook in the repository
+    colab = page.page.locator("a[href*='colab.research.google.com']").first.get_attribute("href")
+    assert colab.endswith("/blob/main/book/00_front/first_example.ipynb"), colab
+    _assert_no_asset_errors(page)
+
+
+def test_code_cells_fit_the_page(browser, server):
+    page = Page(browser, server, _notebook_page())
+    too_wide = page.page.eval_on_selector_all(
+        "div.cell_input pre", "els => els.filter(e => e.scrollWidth > e.clientWidth + 2).length")
+    assert too_wide == 0, f"{too_wide} code cells need horizontal scrolling at 1280 px"
+
+
+def test_search_works(browser, server):
+    page = Page(browser, server, "search.html?q=discriminator")
+    page.page.wait_for_selector("#search-results li", timeout=15_000)
+    assert page.page.locator("#search-results li").count() > 0
+
+
+def test_internal_links_resolve():
+    """Every internal href/src in the built HTML points at a file that exists (and an anchor on it)."""
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urldefrag
+
+    _need((HTML / "index.html").exists(), "book not built: run `python3 tasks.py book` first")
+
+    class Collector(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.links: list[str] = []
+            self.ids: set[str] = set()
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if "id" in attrs:
+                self.ids.add(attrs["id"])
+            for key in ("href", "src"):
+                value = attrs.get(key)
+                if value and not re.match(r"^(https?:|mailto:|data:|javascript:|//)", value):
+                    self.links.append(value)
+
+    pages: dict[Path, Collector] = {}
+    for page in HTML.rglob("*.html"):
+        if "_static" in page.parts:
+            continue
+        collector = Collector()
+        collector.feed(page.read_text(encoding="utf-8", errors="replace"))
+        pages[page.resolve()] = collector
+    broken = []
+    for page, collector in pages.items():
+        for link in collector.links:
+            target, anchor = urldefrag(link)
+            path = (page.parent / unquote(target.split("?")[0])).resolve() if target else page
+            if path.is_dir():
+                path = path / "index.html"
+            if not path.exists():
+                broken.append(f"{page.relative_to(HTML.resolve())}: {link}")
+            elif anchor and path in pages and anchor not in pages[path].ids:
+                broken.append(f"{page.relative_to(HTML.resolve())}: {link} (no such anchor)")
+    assert not broken, f"{len(broken)} broken internal links, e.g. {broken[:8]}"
