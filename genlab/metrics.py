@@ -1,0 +1,287 @@
+"""Sample-quality metrics: FID-MNIST, classifier Inception Score, precision/recall, mode coverage.
+
+Image metrics run generated digits through the small MNIST classifier of
+:mod:`genlab.classifier` (weights shipped in ``genlab/assets``). They take
+images in [0, 1]; map tanh outputs first with ``genlab.data.to_unit_range(x, (-1, 1))``.
+
+* :func:`fid_mnist` - the Frechet distance between Gaussians fitted to the
+  classifier's 128-d penultimate features (lower is better);
+* :func:`classifier_inception_score` - exp E_x KL(p(y|x) || p(y)), between 1 and 10;
+* :func:`precision_recall` - Kynkaanniemi et al. (2019): fidelity and diversity separately;
+* :func:`label_histogram` - which digits a generator makes (mode collapse shows at once);
+* :func:`mode_coverage` - the PacGAN/VEEGAN protocol on the 2-D toy mixtures.
+
+See: book/04_practice/evaluation.ipynb, book/02_gan_math/mode_collapse.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from genlab.classifier import check_unit_images, load_classifier
+from genlab.data.toy2d import ToyDistribution, toy_distribution
+
+__all__ = [
+    "classifier_features",
+    "classifier_inception_score",
+    "evaluate_images",
+    "fid_mnist",
+    "frechet_distance",
+    "label_histogram",
+    "mode_coverage",
+    "precision_recall",
+]
+
+
+def _as_matrix(feats: Tensor | np.ndarray, name: str, min_rows: int = 1) -> Tensor:
+    """A float64 CPU copy of an (N, D) feature matrix, checked for shape and finiteness."""
+    matrix = torch.as_tensor(feats).detach().to("cpu", torch.float64)
+    if matrix.dim() != 2:
+        raise ValueError(f"expected {name} of shape (N, D), got {tuple(matrix.shape)}")
+    if len(matrix) < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} rows, got {len(matrix)}")
+    if not torch.isfinite(matrix).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return matrix
+
+
+def _mean_and_covariance(feats: Tensor) -> tuple[Tensor, Tensor]:
+    mean = feats.mean(0)  # (D,)
+    centred = feats - mean  # (N, D)
+    return mean, centred.T @ centred / (len(feats) - 1)  # (D,), (D, D) unbiased
+
+
+def _psd_sqrt(matrix: Tensor) -> Tensor:
+    """Symmetric square root of a symmetric PSD matrix via eigh; tiny negative eigenvalues -> 0."""
+    eigenvalues, eigenvectors = torch.linalg.eigh((matrix + matrix.T) / 2)
+    return eigenvectors @ torch.diag(eigenvalues.clamp(min=0).sqrt()) @ eigenvectors.T
+
+
+def frechet_distance(feats_a: Tensor | np.ndarray, feats_b: Tensor | np.ndarray) -> float:
+    """Frechet (2-Wasserstein) distance between Gaussians fitted to two (N, D) feature sets.
+
+    d^2 = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}).
+    The trace of (S_a S_b)^{1/2} is computed in float64 as the sum of square roots
+    of the eigenvalues of the symmetric PSD matrix S_a^{1/2} S_b S_a^{1/2}, which is
+    similar to S_a S_b and so has the same eigenvalues; tiny negative eigenvalues
+    from rounding are clamped to 0, so no complex numbers ever appear. The result
+    is a squared distance (as reported in FID tables), clamped at 0.
+    See: book/04_practice/evaluation.ipynb.
+    """
+    a, b = _as_matrix(feats_a, "feats_a", 2), _as_matrix(feats_b, "feats_b", 2)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: feats_a has {a.shape[1]}, feats_b has {b.shape[1]}")
+    mu_a, cov_a = _mean_and_covariance(a)
+    mu_b, cov_b = _mean_and_covariance(b)
+    sqrt_a = _psd_sqrt(cov_a)
+    middle = sqrt_a @ cov_b @ sqrt_a  # (D, D), similar to S_a S_b
+    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    distance = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
+    return max(float(distance), 0.0)
+
+
+def _resolve(classifier: nn.Module | None) -> nn.Module:
+    return load_classifier("mnist") if classifier is None else classifier
+
+
+@torch.no_grad()
+def _features_and_logits(images: Tensor, classifier: nn.Module | None, batch_size: int) -> tuple[Tensor, Tensor]:
+    """Run the classifier once over ``images``: features (N, D) and logits (N, C), float32 on CPU.
+
+    The classifier must provide ``features(x)`` and ``head(features)`` (as
+    :class:`genlab.classifier.MNISTClassifier` does).
+    """
+    check_unit_images(images)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    model = _resolve(classifier)
+    if model.training:
+        raise ValueError("the classifier is in training mode (dropout/BatchNorm would be random); call .eval()")
+    device = next(model.parameters(), torch.empty(0)).device  # parameter-free models run on CPU
+    feats, logits = [], []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].to(device, torch.float32)
+        f = model.features(batch)  # (b, D)
+        feats.append(f.float().cpu())
+        logits.append(model.head(f).float().cpu())  # (b, C)
+    return torch.cat(feats), torch.cat(logits)
+
+
+def classifier_features(images: Tensor, classifier: nn.Module | None = None, batch_size: int = 500) -> Tensor:
+    """Penultimate classifier features (N, 128) of images in [0, 1] (default: the shipped classifier).
+
+    Raises ValueError for images below -0.01 (map [-1, 1] images with
+    ``genlab.data.to_unit_range(x, (-1, 1))``), above 1.01, NaN, or a wrong shape.
+    See: book/04_practice/evaluation.ipynb.
+    """
+    return _features_and_logits(images, classifier, batch_size)[0]
+
+
+def fid_mnist(images_a: Tensor, images_b: Tensor, classifier: nn.Module | None = None,
+              batch_size: int = 500) -> float:
+    """FID-MNIST: the Frechet distance between classifier features of two image sets in [0, 1].
+
+    It is *not* the FID of papers on natural images: those use ImageNet
+    Inception-v3 pool3 features (2048-d); this uses the 128-d penultimate layer
+    of genlab's MNIST classifier, so its values live on another scale and are
+    comparable only with FID-MNIST values computed with the same weights and
+    similar sample sizes (the estimate is biased upwards for small N; use at
+    least a few thousand images per set for tables).
+    See: book/04_practice/evaluation.ipynb.
+    """
+    return frechet_distance(classifier_features(images_a, classifier, batch_size),
+                            classifier_features(images_b, classifier, batch_size))
+
+
+def _inception_score_from_logits(logits: Tensor, splits: int = 1) -> float:
+    if not 1 <= splits <= len(logits):
+        raise ValueError(f"splits must be between 1 and the number of images ({len(logits)}), got {splits}")
+    log_p_yx = torch.log_softmax(logits.double(), dim=1)  # (N, C)
+    scores = []
+    for part in torch.tensor_split(log_p_yx, splits):
+        log_p_y = torch.logsumexp(part, dim=0) - math.log(len(part))  # (C,) log of the marginal
+        kl = (part.exp() * (part - log_p_y)).sum(1)  # (n,) KL(p(y|x) || p(y))
+        scores.append(kl.mean().exp().item())
+    return float(np.mean(scores))
+
+
+def classifier_inception_score(images: Tensor, classifier: nn.Module | None = None, splits: int = 1,
+                               batch_size: int = 500) -> float:
+    """Classifier Inception Score exp(E_x KL(p(y|x) || p(y))) of images in [0, 1].
+
+    Equals exp(H(y) - E_x H(y|x)): high when each image is classified confidently
+    (low H(y|x)) and all classes are used equally (high H(y)). It lies between 1
+    and the number of classes (10); real MNIST test digits score close to 10.
+    With ``splits > 1`` the images are split into groups and the scores averaged
+    (the Inception-paper protocol). It ignores within-class diversity and is not
+    comparable with the ImageNet Inception Score.
+    See: book/04_practice/evaluation.ipynb.
+    """
+    return _inception_score_from_logits(_features_and_logits(images, classifier, batch_size)[1], splits)
+
+
+def _kth_neighbour_radii(feats: Tensor, k: int, chunk_size: int) -> Tensor:
+    """Distance from each row to its k-th nearest other row (N,)."""
+    radii = []
+    for chunk in torch.split(feats, chunk_size):
+        distances = torch.cdist(chunk, feats)  # (c, N), includes the zero distance to itself
+        radii.append(distances.kthvalue(k + 1, dim=1).values)
+    return torch.cat(radii)
+
+
+def _fraction_inside(queries: Tensor, centres: Tensor, radii: Tensor, chunk_size: int) -> float:
+    """Fraction of queries that lie within radius_i of at least one centre_i."""
+    inside = 0
+    for chunk in torch.split(queries, chunk_size):
+        distances = torch.cdist(chunk, centres)  # (c, M)
+        inside += (distances <= radii[None, :]).any(dim=1).sum().item()
+    return inside / len(queries)
+
+
+def precision_recall(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.ndarray, k: int = 3,
+                     chunk_size: int = 1024) -> dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al., 2019) of fake features against real ones.
+
+    Each set's manifold is the union of balls around its points with radius the
+    distance to the point's k-th nearest neighbour in the same set. Precision is
+    the fraction of fake points inside the real manifold (fidelity); recall is
+    the fraction of real points inside the fake manifold (diversity). Use equal
+    numbers of real and fake points; distances are computed in chunks with
+    ``torch.cdist`` (memory O(chunk_size * N)). See: book/04_practice/evaluation.ipynb.
+    """
+    real = _as_matrix(real_feats, "real_feats", k + 1).float()
+    fake = _as_matrix(fake_feats, "fake_feats", k + 1).float()
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature dimensions differ: real has {real.shape[1]}, fake has {fake.shape[1]}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    real_radii = _kth_neighbour_radii(real, k, chunk_size)
+    fake_radii = _kth_neighbour_radii(fake, k, chunk_size)
+    return {"precision": _fraction_inside(fake, real, real_radii, chunk_size),
+            "recall": _fraction_inside(real, fake, fake_radii, chunk_size)}
+
+
+def label_histogram(images: Tensor, classifier: nn.Module | None = None, batch_size: int = 500) -> Tensor:
+    """Counts (num_classes,) int64 of the classifier's predicted labels for images in [0, 1].
+
+    A healthy MNIST generator gives roughly equal counts; a collapsed one piles
+    up on a few digits. See: book/02_gan_math/mode_collapse.ipynb.
+    """
+    logits = _features_and_logits(images, classifier, batch_size)[1]
+    return torch.bincount(logits.argmax(1), minlength=logits.shape[1])
+
+
+def evaluate_images(fake_images: Tensor, real_images: Tensor, classifier: nn.Module | None = None,
+                    k: int = 3, batch_size: int = 500) -> dict[str, float]:
+    """All image metrics at once: dict(fid, inception_score, precision, recall).
+
+    ``fid`` is FID-MNIST between fake and real; ``inception_score`` is that of the
+    fake images; precision/recall use the classifier features with ``k``
+    neighbours. Each image set goes through the classifier once.
+    See: book/04_practice/evaluation.ipynb.
+    """
+    fake_feats, fake_logits = _features_and_logits(fake_images, classifier, batch_size)
+    real_feats, _ = _features_and_logits(real_images, classifier, batch_size)
+    return {"fid": frechet_distance(fake_feats, real_feats),
+            "inception_score": _inception_score_from_logits(fake_logits),
+            **precision_recall(real_feats, fake_feats, k=k)}
+
+
+def mode_coverage(samples: Tensor, toy: ToyDistribution | str, num_std: float = 3.0,
+                  min_samples: int = 1) -> dict:
+    """Mode coverage of 2-D samples on a Gaussian mixture (the VEEGAN / PacGAN protocol).
+
+    Each sample is assigned to its nearest mode centre; it is *high quality* when
+    it lies within ``num_std`` standard deviations (Euclidean distance
+    <= num_std * sigma) of that centre. A mode is *covered* when at least
+    ``min_samples`` high-quality samples are assigned to it. The defaults are
+    the published rule (Srivastava et al., 2017, VEEGAN; Lin et al., 2018,
+    PacGAN, whose evaluation code counts a mode when it receives at least one
+    high-quality sample, on 2,500 samples). Raise ``min_samples`` for a stricter
+    count that ignores stray points.
+
+    In 2-D, a perfect sampler is high quality with probability
+    1 - exp(-num_std^2 / 2) (98.9% for 3 sigma, not the 1-D 99.7%).
+
+    ``reverse_kl`` = KL(q || p) = sum_k q_k log(q_k / p_k), with q the histogram
+    of the high-quality samples over modes and p the true (uniform) mode weights:
+    0 for a perfectly balanced generator, log(K) when everything sits on one
+    mode, NaN when no sample is high quality.
+
+    Returns dict(modes_covered, num_modes, high_quality_fraction, reverse_kl,
+    samples_per_mode (list of K ints)).
+    See: book/02_gan_math/mode_collapse.ipynb.
+    """
+    if isinstance(toy, str):
+        toy = toy_distribution(toy)
+    if toy.modes is None:
+        raise ValueError(f"mode_coverage needs a mixture with known modes; toy distribution {toy.name!r} has none")
+    points = torch.as_tensor(samples).detach().to("cpu", torch.float64)
+    if points.dim() != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(f"expected samples of shape (N, 2), got {tuple(points.shape)}")
+    if not torch.isfinite(points).all():
+        raise ValueError("samples contain NaN or infinite values (diverged generator?)")
+    if num_std <= 0 or min_samples < 1:
+        raise ValueError(f"need num_std > 0 and min_samples >= 1, got {num_std} and {min_samples}")
+    modes = toy.modes.to(torch.float64)  # (K, 2)
+    distance, nearest = torch.cdist(points, modes).min(dim=1)  # (N,), (N,)
+    high_quality = distance <= num_std * toy.sigma  # (N,)
+    counts = torch.bincount(nearest[high_quality], minlength=len(modes))  # (K,)
+    num_high = int(counts.sum())
+    if num_high == 0:
+        reverse_kl = float("nan")
+    else:
+        q = counts.double() / num_high  # (K,)
+        used = q > 0
+        reverse_kl = float((q[used] * (q[used] * len(modes)).log()).sum())
+    return {
+        "modes_covered": int((counts >= min_samples).sum()),
+        "num_modes": len(modes),
+        "high_quality_fraction": num_high / len(points),
+        "reverse_kl": reverse_kl,
+        "samples_per_mode": counts.tolist(),
+    }
