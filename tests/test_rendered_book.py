@@ -137,6 +137,7 @@ def test_notebook_page(browser, server):
     assert images.count() >= 3, "the notebook's figures are missing"
     sizes = page.page.eval_on_selector_all("article img", "els => els.map(e => [e.naturalWidth, e.alt])")
     assert all(width > 0 for width, _ in sizes), f"an image did not load: {sizes}"
+    assert all(alt and not alt.endswith(".png") for _, alt in sizes), f"figures without alt text: {sizes}"
     # exercises: the solution is hidden until its toggle is clicked
     solution = page.page.locator(".solution.dropdown").first
     body = solution.locator("p").last

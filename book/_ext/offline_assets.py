@@ -8,8 +8,10 @@ sphinxcontrib-mermaid, so a build never fails for want of the local copies.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.util import logging
@@ -38,7 +40,33 @@ def _add_book_css(app: Sphinx, config: Config) -> None:
     config.html_static_path = [*config.html_static_path, str(Path(__file__).resolve().parents[1] / "_static")]
 
 
+TITLE = re.compile(r"""(?:title|suptitle|set_title)\s*[=(]\s*f?(["'])(.+?)\1""")
+
+
+def _alt_text_for_notebook_figures(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Give notebook figures real alt text: the titles set in the code that drew them.
+
+    myst-nb uses the image's file name as its alt text, which tells a screen-reader user
+    nothing. We take the figure titles from the cell's source (``title="..."``,
+    ``set_title(...)``, ``suptitle(...)``), falling back to a plain description.
+    """
+    for image in doctree.findall(nodes.image):
+        alt = image.get("alt", "")
+        if alt and not alt.endswith((".png", ".jpg", ".svg")):
+            continue
+        cell = image.parent
+        while cell is not None and "cell" not in cell.get("classes", []):
+            cell = cell.parent
+        source = ""
+        if cell is not None:
+            source = "\n".join(block.astext() for block in cell.findall(nodes.literal_block)
+                               if "cell_input" in block.parent.get("classes", []) or block.get("language"))
+        titles = [match.group(2) for match in TITLE.finditer(source) if "{" not in match.group(2)]
+        image["alt"] = "Figure: " + "; ".join(titles) if titles else "Figure produced by the code cell above"
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("doctree-resolved", _alt_text_for_notebook_figures)
     app.connect("config-inited", _use_local_assets, priority=900)
     app.connect("config-inited", _add_book_css, priority=901)
     app.add_css_file("genlab.css")
