@@ -11,6 +11,7 @@ For authors:
     python3 tasks.py execute [NOTEBOOK ...]      re-run notebooks in place and store their outputs
                                                  (profile from GENLAB_PROFILE, default standard)
     python3 tasks.py sync                        rewrite each notebook's install cell from _config.yml
+                                                 and the glossary from the chapters' key-term tables
 
 Environment: GENLAB_PROFILE (quick/standard/full), GENLAB_DATA_DIR (data cache),
 GENLAB_OFFLINE=1 (never download). Re-running is cheap: the install step is skipped while
@@ -96,6 +97,7 @@ def test() -> None:
     env = {"GENLAB_PROFILE": os.environ.get("GENLAB_PROFILE", "quick"), "MPLBACKEND": "Agg"}
     run(BIN / "ruff", "check", ".")
     run(PYTHON, "scripts/sync_notebooks.py", "--check")
+    run(PYTHON, "scripts/build_glossary.py", "--check")
     build_book(strict=True)  # first: the browser tests read _build/html
     ensure_chromium()
     run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
@@ -123,7 +125,9 @@ def main(argv: list[str]) -> None:
         setup()
         execute(argv[1:])
     elif command == "sync":
-        run(PYTHON if PYTHON.exists() else sys.executable, "scripts/sync_notebooks.py")
+        python = PYTHON if PYTHON.exists() else sys.executable
+        run(python, "scripts/sync_notebooks.py")
+        run(python, "scripts/build_glossary.py")
     else:
         print(__doc__)
         sys.exit(0 if command in {"help", "-h", "--help"} else 2)
