@@ -1,4 +1,5 @@
-"""Model families of the book: GANs (``gan``), VAEs (``vae``) and autoregressive text models (``text``).
+"""Model families of the book: Gaussian mixtures (``mixture``), GANs (``gan``), VAEs (``vae``) and
+autoregressive text models (``text``).
 
 See: book/04_practice/genlab_tour.ipynb.
 """
@@ -18,13 +19,35 @@ from genlab.models.gan import (
     init_dcgan_weights,
     standard_normal,
 )
+from genlab.models.mixture import GaussianMixture, fit_gaussian_mixture
 from genlab.models.text import CausalSelfAttention, CharRNN, TinyTransformer, TransformerBlock, generate
 from genlab.models.vae import LIKELIHOODS, MLPVAE, ConvVAE, VAEBase, VAEOutput, reparameterise
 
 __all__ = [
-    "LIKELIHOODS", "CausalSelfAttention", "CharRNN", "ConvVAE", "DCGANCritic", "DCGANDiscriminator",
-    "DCGANGenerator", "DiscriminatorBase", "GeneratorBase", "MLPDiscriminator", "MLPGenerator", "MLPVAE",
-    "MinibatchDiscrimination", "TinyTransformer", "ToyDiscriminator", "ToyGenerator", "TransformerBlock",
-    "VAEBase", "VAEOutput", "count_parameters", "generate", "init_dcgan_weights", "reparameterise",
+    "CausalSelfAttention",
+    "CharRNN",
+    "ConvVAE",
+    "count_parameters",
+    "DCGANCritic",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "DiscriminatorBase",
+    "fit_gaussian_mixture",
+    "GaussianMixture",
+    "generate",
+    "GeneratorBase",
+    "init_dcgan_weights",
+    "LIKELIHOODS",
+    "MinibatchDiscrimination",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "MLPVAE",
+    "reparameterise",
     "standard_normal",
+    "TinyTransformer",
+    "ToyDiscriminator",
+    "ToyGenerator",
+    "TransformerBlock",
+    "VAEBase",
+    "VAEOutput",
 ]

@@ -131,10 +131,12 @@ class GaussianMixture:
                            + (self.means.square() * precision).sum(1))  # (N, K)
             log_det = self.covariances.log().sum(1)  # (K,)
         else:
-            cholesky = torch.linalg.cholesky(self.covariances)  # (K, D, D)
-            centred = x[None] - self.means[:, None, :]  # (K, N, D)
-            solved = torch.linalg.solve_triangular(cholesky, centred.transpose(1, 2), upper=False)  # (K, D, N)
-            mahalanobis = solved.square().sum(1).T  # (N, K)
+            cholesky = torch.linalg.cholesky(self.covariances)  # (K, D, D), Sigma_k = L_k L_k^T
+            eye = torch.eye(self.dim, dtype=cholesky.dtype).expand_as(cholesky)
+            inverse_cholesky = torch.linalg.solve_triangular(cholesky, eye, upper=False)  # (K, D, D), L_k^{-1}
+            shift = (inverse_cholesky @ self.means[:, :, None]).transpose(1, 2)  # (K, 1, D)
+            whitened = x @ inverse_cholesky.transpose(1, 2) - shift  # (K, N, D): L_k^{-1}(x - mu_k)
+            mahalanobis = whitened.square().sum(2).T  # (N, K)
             log_det = 2 * cholesky.diagonal(dim1=1, dim2=2).log().sum(1)  # (K,)
         log_normal = -0.5 * (self.dim * LOG_2PI + log_det + mahalanobis)  # (N, K)
         return self.weights.log() + log_normal
@@ -212,8 +214,8 @@ def em_step(model: GaussianMixture, x: Tensor, variance_floor: float = 1e-6) -> 
         scatter = (resp.T @ x.square()) / safe_counts[:, None] - means.square()  # E[x^2] - mu^2, (K, D)
         scatter = scatter.clamp(min=0)
     else:
-        centred = x[None] - means[:, None, :]  # (K, N, D)
-        scatter = torch.einsum("nk,kni,knj->kij", resp, centred, centred) / safe_counts[:, None, None]
+        second_moment = torch.einsum("nk,ni,nj->kij", resp, x, x) / safe_counts[:, None, None]  # (K, D, D)
+        scatter = second_moment - means[:, :, None] * means[:, None, :]  # E[x x^T] - mu mu^T
     covariances = _floored_covariances(scatter, model.covariance, variance_floor)
     shape = (-1,) + (1,) * (covariances.dim() - 1)
     covariances = torch.where(alive.view(shape), covariances, model.covariances)
