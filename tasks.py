@@ -100,8 +100,9 @@ def test() -> None:
     run(PYTHON, "scripts/build_glossary.py", "--check")
     build_book(strict=True)  # first: the browser tests read _build/html
     ensure_chromium()
-    run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-        "--durations=15", "tests", *[p.relative_to(ROOT) for p in notebooks()], env=env)
+    workers = str(max(1, min(os.cpu_count() or 1, 4)))  # each notebook runs whole on one worker (loadfile)
+    run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "--dist", "loadfile",
+        "--nbval-lax", "--durations=20", "tests", *[p.relative_to(ROOT) for p in notebooks()], env=env)
 
 
 def execute(paths: list[str]) -> None:
