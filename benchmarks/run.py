@@ -156,7 +156,10 @@ def speed(device: torch.device, steps: int, repeats: int) -> list[dict]:
 
 
 def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
-    """Train each reference model for the profile's time budget and evaluate it on held-out data."""
+    """Train each reference model for the profile's step budget and evaluate it on held-out data.
+
+    Budgets are in steps, so the numbers do not depend on how busy the machine is; the time
+    each run took is reported beside them."""
     rows = []
     test01 = load_mnist("test", value_range=(0, 1))
     train_pm1 = load_mnist("train", value_range=(-1, 1))
@@ -165,11 +168,11 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
     num_eval = profile.pick(quick=1000, standard=5000, full=10_000)
 
     # DCGAN -> FID-MNIST, IS, precision/recall against the test split
-    seconds = profile.pick(quick=10, standard=240, full=90)
+    steps = profile.pick(quick=50, standard=1500, full=6000)
     genlab.seed_everything(0)
     trainer = Trainer(GANTask(DCGANGenerator(), DCGANDiscriminator()), data=train_pm1, device=device, progress=False)
-    trainer.fit(seconds=seconds)
-    fake = torch.cat([to_unit_range(trainer.sample(500, generator=torch.Generator(device).manual_seed(i)),
+    trainer.fit(steps=steps)
+    fake = torch.cat([to_unit_range(trainer.task.sample(500, generator=torch.Generator(device).manual_seed(i)),
                                     (-1, 1)).cpu() for i in range(num_eval // 500)])
     scores = metrics.evaluate_images(fake, test01.images[:num_eval])
     # real-vs-real baseline on a RANDOM split (the test split's two halves differ in writers)
@@ -179,7 +182,8 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
     rows.append({"result": "DCGAN FID-MNIST / IS / precision / recall",
                  "ours": (f"{scores['fid']:.2f} / {scores['inception_score']:.2f} / {scores['precision']:.3f} / "
                           f"{scores['recall']:.3f}"),
-                 "setup": f"{trainer.step} steps in {seconds} s, batch 128; {num_eval} samples vs test; {data_note}",
+                 "setup": f"{steps} steps ({trainer.train_seconds:.0f} s), batch 128; {num_eval} samples vs test; "
+                          f"{data_note}",
                  "reference": (f"real vs real (random halves of {num_eval} test digits): {reference['fid']:.2f} / "
                                f"{reference['inception_score']:.2f} / {reference['precision']:.3f} / "
                                f"{reference['recall']:.3f}")})
@@ -188,51 +192,53 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
     num_nll = profile.pick(quick=100, standard=1000, full=10_000)
     k = profile.pick(quick=50, standard=1000, full=5000)
     test_binary = binarize(test01.images[:num_nll], generator=torch.Generator().manual_seed(0))
-    for name, build, seconds in [("MLP VAE 784-400-20", MLPVAE, profile.pick(quick=10, standard=90, full=60)),
-                                 ("Conv VAE (latent 16)", ConvVAE, profile.pick(quick=10, standard=150, full=60))]:
+    for name, build, steps in [("MLP VAE 784-400-20", MLPVAE, profile.pick(quick=50, standard=4000, full=20_000)),
+                               ("Conv VAE (latent 16)", ConvVAE, profile.pick(quick=50, standard=3000, full=20_000))]:
         genlab.seed_everything(0)
         model = build()
         trainer = Trainer(VAETask(model, binarize=True), data=train01, device=device, progress=False)
-        trainer.fit(seconds=seconds)
+        trainer.fit(steps=steps)
         result = importance_weighted_nll(model, test_binary.to(device), num_samples=k, batch_size=20,
                                          generator=torch.Generator(device).manual_seed(0))
         rows.append({"result": f"{name}: -ELBO / IWAE NLL (nats)",
                      "ours": f"{result['elbo_nats']:.2f} / {result['nats']:.2f}",
-                     "setup": f"{trainer.step} steps in {seconds} s; k={k} on {num_nll} binarized test digits; "
-                              f"{data_note}",
+                     "setup": (f"{steps} steps ({trainer.train_seconds:.0f} s); k={k} on {num_nll} binarized "
+                               f"test digits; {data_note}"),
                      "reference": "IWAE paper, VAE 1 stochastic layer, k=5000: 86.76 (60k train, 3,280 epochs)"})
 
     # 2-D toys -> PacGAN mode coverage
     published = {"ring8": "PacGAN2: 7.9/8 modes, 95.6% high quality", "grid25": "PacGAN2: 24.8/25 modes"}
     for toy in (ring8(), grid25()):
-        seconds = profile.pick(quick=5, standard=30, full=30)
+        steps = profile.pick(quick=100, standard=3000, full=10_000)
         genlab.seed_everything(0)
         points = toy.sample(100_000, generator=torch.Generator().manual_seed(0))
         trainer = Trainer(GANTask(ToyGenerator(), ToyDiscriminator(), lr=1e-3), data=points, batch_size=256,
                           device=device, progress=False)
-        trainer.fit(seconds=seconds)
-        coverage = metrics.mode_coverage(trainer.sample(2500, generator=torch.Generator(device).manual_seed(0)).cpu(),
+        trainer.fit(steps=steps)
+        coverage = metrics.mode_coverage(trainer.task.sample(2500, generator=torch.Generator(device).manual_seed(0)).cpu(),
                                          toy)
         rows.append({"result": f"{toy.name} toy GAN: modes / high quality / reverse KL",
                      "ours": (f"{coverage['modes_covered']}/{coverage['num_modes']} / "
                               f"{100 * coverage['high_quality_fraction']:.1f}% / {coverage['reverse_kl']:.3f}"),
-                     "setup": f"plain GAN (no packing), {trainer.step} steps in {seconds} s, 2,500 samples, seed 0",
+                     "setup": f"plain GAN (no packing), {steps} steps ({trainer.train_seconds:.0f} s), 2,500 samples, "
+                              "seed 0",
                      "reference": published[toy.name]})
 
     # character model -> bits per character on held-out standard-library source
     train_text, val_text = train_val_split(python_source_corpus(max_chars=1_000_000), 0.1)
     tokenizer = CharTokenizer.from_text(train_text + val_text)
-    seconds = profile.pick(quick=10, standard=180, full=90)
+    steps = profile.pick(quick=30, standard=1500, full=5000)
     genlab.seed_everything(0)
     model = TinyTransformer(tokenizer.vocab_size, block_size=128, n_layer=4, n_head=4, n_embd=128)
     trainer = Trainer(LanguageModelTask(model, lr=1e-3, block_size=128), data=tokenizer.encode(train_text),
                       batch_size=32, device=device, progress=False)
-    trainer.fit(seconds=seconds)
+    trainer.fit(steps=steps)
     held_out = tokenizer.encode(val_text[:profile.pick(quick=10_000, standard=100_000, full=100_000)])
     loss = language_model_loss(model, held_out.to(device), block_size=128)
     rows.append({"result": "Tiny Transformer: bits/char (nats/char)",
                  "ours": f"{loss['bits_per_char']:.3f} ({loss['nats_per_char']:.3f})",
-                 "setup": f"Python stdlib source, 0.9M train chars; {trainer.step} steps in {seconds} s",
+                 "setup": f"Python stdlib source, 0.9M train chars; {steps} steps ({trainer.train_seconds:.0f} s), "
+                          "batch 32 x 128 chars",
                  "reference": "nanoGPT CPU baby model: 1.88 nats/char val loss on Shakespeare (a different corpus)"})
     return rows
 
