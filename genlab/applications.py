@@ -74,7 +74,7 @@ def psnr(estimate: Tensor, target: Tensor, max_value: float = 1.0) -> Tensor:
     if max_value <= 0:
         raise ValueError(f"max_value must be positive, got {max_value}")
     mse = (estimate.double() - target.double()).square().flatten(1).mean(1)  # (B,)
-    return 10.0 * torch.log10(max_value**2 / mse)  # division by 0 -> inf
+    return (10.0 * torch.log10(max_value**2 / mse)).to(estimate.dtype)  # division by 0 -> inf
 
 
 class SuperResolutionNet(nn.Module):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genlab.applications import psnr  # one PSNR for the book (re-exported for the VAE chapters)
 from genlab.classifier import MNISTClassifier
 from genlab.losses import elbo
 
@@ -41,17 +42,6 @@ def _check_images(images: Tensor, name: str = "images") -> None:
     if not isinstance(images, Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"expected {name} of shape (B, 1, 28, 28), got {shape}")
-
-
-def psnr(estimate: Tensor, target: Tensor, max_value: float = 1.0) -> Tensor:
-    """Peak signal-to-noise ratio per image, in dB: ``10 log10(max_value**2 / MSE)``.
-
-    See: book/05_applications/inpainting_anomaly.ipynb.
-    """
-    if estimate.shape != target.shape:
-        raise ValueError(f"psnr needs equal shapes, got {tuple(estimate.shape)} and {tuple(target.shape)}")
-    mse = (estimate - target).pow(2).flatten(1).mean(dim=1)  # (B,)
-    return 10.0 * torch.log10(max_value**2 / mse.clamp(min=1e-12))
 
 
 @torch.no_grad()

@@ -63,7 +63,7 @@ def test_psnr_of_known_mse():
     target = torch.zeros(2, 1, 28, 28)
     estimate = torch.full_like(target, 0.1)  # MSE 0.01 -> 20 dB
     assert torch.allclose(psnr(estimate, target), torch.tensor([20.0, 20.0]))
-    with pytest.raises(ValueError, match="equal shapes"):
+    with pytest.raises(ValueError, match="same shape"):
         psnr(estimate, target[:1])
 
 
