@@ -27,10 +27,24 @@ def _markdown(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def toc_pages() -> list[Path]:
+    """The pages the book builds, in table-of-contents order (pages outside it are drafts)."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    names = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    pages = []
+    for name in names:
+        for suffix in (".md", ".ipynb"):
+            if (ROOT / (name + suffix)).exists():
+                pages.append(ROOT / (name + suffix))
+    return pages
+
+
 def collect() -> dict[str, dict]:
     terms: dict[str, dict] = {}
-    for path in sorted(BOOK.rglob("*")):
-        if path.suffix not in (".md", ".ipynb") or path == OUTPUT or "_build" in path.parts:
+    for path in toc_pages():
+        if path == OUTPUT:
             continue
         text = _markdown(path)
         start = text.find("Key terms")
