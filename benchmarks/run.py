@@ -215,8 +215,8 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
         trainer = Trainer(GANTask(ToyGenerator(), ToyDiscriminator(), lr=1e-3), data=points, batch_size=256,
                           device=device, progress=False)
         trainer.fit(steps=steps)
-        coverage = metrics.mode_coverage(trainer.task.sample(2500, generator=torch.Generator(device).manual_seed(0)).cpu(),
-                                         toy)
+        samples = trainer.task.sample(2500, generator=torch.Generator(device).manual_seed(0)).cpu()
+        coverage = metrics.mode_coverage(samples, toy)
         rows.append({"result": f"{toy.name} toy GAN: modes / high quality / reverse KL",
                      "ours": (f"{coverage['modes_covered']}/{coverage['num_modes']} / "
                               f"{100 * coverage['high_quality_fraction']:.1f}% / {coverage['reverse_kl']:.3f}"),
