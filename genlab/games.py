@@ -8,7 +8,7 @@
   :func:`fit_critic` trains a critic (e.g. ``genlab.gan_theory.Discriminator1d``) to estimate it
   through Kantorovich-Rubinstein duality.
 * :class:`ToyGANConfig`, :func:`train_toy_gan`, :func:`compare_toy_gans` and
-  :func:`coverage_summary` / :func:`coverage_markdown`: the multi-seed mode-coverage
+  :func:`coverage_summary` / :func:`coverage_table`: the multi-seed mode-coverage
   experiments on the 2-D ring and grid (``genlab.metrics.mode_coverage``);
   :func:`plot_toy_runs` and :func:`plot_toy_snapshots` draw their samples.
 
@@ -36,7 +36,7 @@ from genlab.runtime import seed_everything
 
 __all__ = [
     "GAME_METHODS", "CriticFit", "ToyGANConfig", "ToyGANRun",
-    "bilinear", "compare_toy_gans", "coverage_markdown", "coverage_summary", "fit_critic", "gradient_play",
+    "bilinear", "compare_toy_gans", "coverage_summary", "coverage_table", "fit_critic", "gradient_play",
     "plot_toy_runs", "plot_toy_snapshots", "train_toy_gan", "update_matrix", "wasserstein_1d",
 ]
 
@@ -399,14 +399,17 @@ def coverage_summary(runs: Sequence[ToyGANRun]) -> list[dict]:
     return rows
 
 
-def coverage_markdown(summary: Sequence[dict], reference: Sequence[dict] = ()) -> str:
-    """A Markdown table of :func:`coverage_summary` rows (``mean ± std`` over seeds).
+def coverage_table(summary: Sequence[dict], reference: Sequence[dict] = (), fmt: str = "markdown") -> str:
+    """A table of :func:`coverage_summary` rows (``mean ± std`` over seeds), as Markdown or HTML.
 
     ``reference`` rows (e.g. published numbers) are dicts with ``toy``, ``variant`` and any of
-    ``modes``, ``high_quality``, ``reverse_kl`` (missing values print as a dash); they are
-    appended after the measured rows, marked with their ``variant`` text.
+    ``modes``, ``num_modes``, ``high_quality``, ``reverse_kl`` (missing values print as a dash);
+    they come after the measured rows. In a notebook, ``IPython.display.HTML(coverage_table(...,
+    fmt="html"))`` renders everywhere (Jupyter Book renders Markdown output without tables).
     See: book/02_gan_math/mode_collapse.ipynb.
     """
+    if fmt not in ("markdown", "html"):
+        raise ValueError(f"fmt must be 'markdown' or 'html', got {fmt!r}")
 
     def cell(row: dict, key: str, digits: int) -> str:
         value = row.get(key)
@@ -416,15 +419,25 @@ def coverage_markdown(summary: Sequence[dict], reference: Sequence[dict] = ()) -
         text = f"{value:.{digits}f}"
         return text if spread is None or math.isnan(spread) else f"{text} ± {spread:.{digits}f}"
 
-    lines = ["| toy | variant | seeds | modes covered | high quality (%) | reverse KL |",
-             "|---|---|---|---|---|---|"]
+    header = ["toy", "variant", "seeds", "modes covered", "high quality (%)", "reverse KL"]
+    body = []
     for row in list(summary) + list(reference):
         modes = cell(row, "modes", 1)
         if row.get("num_modes") is not None and modes != "-":
             modes = f"{modes} / {row['num_modes']}"
-        lines.append(f"| {row['toy']} | {row['variant']} | {row.get('seeds', '-')} | {modes} | "
-                     f"{cell(row, 'high_quality', 1)} | {cell(row, 'reverse_kl', 2)} |")
-    return "\n".join(lines)
+        body.append([str(row["toy"]), str(row["variant"]), str(row.get("seeds", "-")), modes,
+                     cell(row, "high_quality", 1), cell(row, "reverse_kl", 2)])
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+    escape = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+    def html(text: str) -> str:
+        return "".join(escape.get(ch, ch) for ch in text)
+
+    head = "".join(f"<th>{html(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 # ----------------------------------------------------------------------------- figures

@@ -10,8 +10,8 @@ import torch
 from genlab.games import (
     ToyGANConfig,
     compare_toy_gans,
-    coverage_markdown,
     coverage_summary,
+    coverage_table,
     fit_critic,
     gradient_play,
     plot_toy_runs,
@@ -79,6 +79,15 @@ def test_gradient_play_rejects_bad_arguments():
 # ----------------------------------------------------------------------------- W1 in 1-D
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models train faster (and far faster on a busy machine) in one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_wasserstein_1d_equals_sorted_mean_absolute_difference():
     generator = torch.Generator().manual_seed(0)
     p, q = torch.randn(300, generator=generator), 2 + 0.5 * torch.randn(300, generator=generator)
@@ -98,14 +107,14 @@ def test_wasserstein_1d_facts():
         wasserstein_1d(torch.tensor([float("nan")]), p)
 
 
-def test_gradient_penalty_critic_reaches_a_stationary_value_and_unconstrained_one_diverges():
+def test_gradient_penalty_critic_reaches_a_stationary_value_and_unconstrained_one_diverges(one_thread):
     # p and q differ by a shift of 1, so W1 = 1 and the best critic is f(x) = x. With the two-sided
     # penalty of weight lam, a linear critic f = a x scores a W1 - lam (|a| - 1)^2: maximal at
     # a = 1 + W1/(2 lam) and, in 1-D, locally maximal at a = -1 + W1/(2 lam) (the slope cannot change
     # sign without passing |f'| = 0, where the penalty is lam). The estimate is a * W1.
     generator = torch.Generator().manual_seed(0)
-    p = 1.0 + torch.randn(4000, 1, generator=generator)
-    q = torch.randn(4000, 1, generator=generator)
+    p = 1.0 + torch.randn(2000, 1, generator=generator)
+    q = torch.randn(2000, 1, generator=generator)
     exact, lam = wasserstein_1d(p, q), 10.0
     stationary = [exact * (1 + exact / (2 * lam)), -exact * (1 - exact / (2 * lam))]  # a * W1 at the two maxima
     for seed in range(3):
@@ -148,12 +157,15 @@ def test_compare_toy_gans_and_the_summary():
     modes = [runs[0].coverage["modes_covered"], runs[1].coverage["modes_covered"]]
     assert summary[0]["modes"] == pytest.approx(sum(modes) / 2)
     assert summary[0]["modes_std"] == pytest.approx(abs(modes[0] - modes[1]) / math.sqrt(2))
-    runs[0].coverage["reverse_kl"] = 0.5  # 10 training steps may leave no high-quality sample: fix the value
+    runs[0].coverage["reverse_kl"] = 0.5
     runs[1].coverage["reverse_kl"] = float("nan")  # a run with no high-quality sample has no KL
     kl = coverage_summary(runs)[0]
     assert kl["reverse_kl"] == runs[0].coverage["reverse_kl"] and math.isnan(kl["reverse_kl_std"])
-    table = coverage_markdown(summary, reference=[{"toy": "ring8", "variant": "published", "modes": 7.9}])
+    reference = [{"toy": "ring8", "variant": "published", "modes": 7.9}]
+    table = coverage_table(summary, reference=reference)
     assert table.count("\n") == 4 and "±" in table and "| published |" in table and "7.9" in table
+    html = coverage_table(summary, reference=reference, fmt="html")
+    assert html.startswith("<table>") and html.count("<tr>") == 4 and "<td>published</td>" in html
     with pytest.raises(ValueError, match="unique"):
         compare_toy_gans(["ring8"], [configs[0], configs[0]], seeds=[0], steps=1)
 
