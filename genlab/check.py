@@ -10,7 +10,6 @@ See: book/04_practice/setup.ipynb.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -19,7 +18,7 @@ from pathlib import Path
 import torch
 
 import genlab
-from genlab.data.images import DATASETS, data_dir
+from genlab.data.images import DATASETS, _md5, data_dir
 
 __all__ = ["main", "report"]
 
@@ -30,14 +29,6 @@ def _version(distribution: str) -> str:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _mlxtend_fallback_status() -> str:
