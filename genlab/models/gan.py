@@ -66,6 +66,19 @@ def standard_normal(shape: Sequence[int], *, device: torch.device | str | None =
     return eps.to(device) if device is not None else eps
 
 
+def prior_draw(model: nn.Module, n: int, labels: Tensor | int | None,
+               generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+    """``z ~ N(0, I)`` of shape (n, model.latent_dim) on the model's device, and labels there too
+    (an int label means "all n of this class"). Shared by the GAN and VAE ``sample`` methods."""
+    device = next(model.parameters()).device
+    z = standard_normal((n, model.latent_dim), device=device, generator=generator)
+    if isinstance(labels, int):
+        labels = torch.full((n,), labels, dtype=torch.long, device=device)
+    elif isinstance(labels, Tensor):
+        labels = labels.to(device)
+    return z, labels
+
+
 def check_labels(labels: Tensor | None, num_classes: int | None, batch_size: int, owner: str) -> Tensor | None:
     """Validate class labels for a model built with ``num_classes`` and return them as int64.
 
@@ -201,12 +214,7 @@ class GeneratorBase(nn.Module):
         """
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        device = next(self.parameters()).device
-        z = standard_normal((n, self.latent_dim), device=device, generator=generator)
-        if isinstance(labels, int):
-            labels = torch.full((n,), labels, dtype=torch.long, device=device)
-        elif isinstance(labels, Tensor):
-            labels = labels.to(device)
+        z, labels = prior_draw(self, n, labels, generator)
         return self(z, labels)
 
 

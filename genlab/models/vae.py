@@ -31,7 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.models.gan import IMAGE_SHAPE, _check_num_classes, _check_widths, append_one_hot, standard_normal
+from genlab.models.gan import (
+    IMAGE_SHAPE,
+    _check_num_classes,
+    _check_widths,
+    append_one_hot,
+    prior_draw,
+    standard_normal,
+)
 
 __all__ = ["LIKELIHOODS", "ConvVAE", "MLPVAE", "VAEBase", "VAEOutput", "reparameterise"]
 
@@ -134,12 +141,7 @@ class VAEBase(nn.Module):
         """
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        device = next(self.parameters()).device
-        z = standard_normal((n, self.latent_dim), device=device, generator=generator)
-        if isinstance(labels, int):
-            labels = torch.full((n,), labels, dtype=torch.long, device=device)
-        elif isinstance(labels, Tensor):
-            labels = labels.to(device)
+        z, labels = prior_draw(self, n, labels, generator)
         return self.to_images(self.decode(z, labels))
 
 
