@@ -14,7 +14,8 @@ For authors:
                                                  and the glossary from the chapters' key-term tables
 
 Environment: GENLAB_PROFILE (quick/standard/full), GENLAB_DATA_DIR (data cache),
-GENLAB_OFFLINE=1 (never download). Re-running is cheap: the install step is skipped while
+GENLAB_OFFLINE=1 (never download), GENLAB_CHECKPOINT_DIR (saved runs shared by notebooks;
+`test` uses a fresh temporary one). Re-running is cheap: the install step is skipped while
 pyproject.toml and the constraints file are unchanged.
 """
 
@@ -25,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -101,6 +103,9 @@ def test() -> None:
     build_book(strict=True)  # first: the browser tests read _build/html
     ensure_chromium()
     workers = str(max(1, min(os.cpu_count() or 1, 4)))  # each notebook runs whole on one worker (loadfile)
+    # notebooks share saved runs through the checkpoint folder: give each test run a fresh one,
+    # so a run left by another genlab version can never be loaded
+    env["GENLAB_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="genlab-checkpoints-")
     run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "--dist", "loadfile",
         "--nbval-lax", "--durations=20", "tests", *[p.relative_to(ROOT) for p in notebooks()], env=env)
 

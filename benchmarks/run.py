@@ -5,6 +5,7 @@
     python benchmarks/run.py --only speed         # just the speed table
     GENLAB_PROFILE=full python benchmarks/run.py  # on a GPU: the full-budget figures
     python benchmarks/run.py --notebooks          # also time every book notebook (quick and standard)
+    python benchmarks/run.py --only notebooks --notebooks book/04_practice   # time one part only
 
 Prints one table per section and writes them to benchmarks/RESULTS.md (the CPU or GPU section,
 replaced in place), with the command, the machine and the date. These are measurements, not
@@ -124,6 +125,8 @@ def speed(device: torch.device, steps: int, repeats: int) -> list[dict]:
             images_01),
     }
     for name, (build, make_task, hand, images) in cases.items():
+        # a VAE step is ~30x cheaper than a DCGAN step: time more of them so each run lasts seconds
+        n = steps if "DCGAN" in name else steps * 10
         genlab_rates, hand_rates = [], []
         for _ in range(repeats):
             genlab.seed_everything(0)
@@ -131,11 +134,11 @@ def speed(device: torch.device, steps: int, repeats: int) -> list[dict]:
             trainer = Trainer(make_task(models), data=images, batch_size=batch_size, device=device,
                               progress=False, amp=False, channels_last=False)
             trainer.fit(steps=3, log_every=50)  # warm-up
-            genlab_rates.append(steps / _timed(lambda t=trainer: (t.fit(steps=steps, log_every=50), _sync(device))))
+            genlab_rates.append(n / _timed(lambda t=trainer, n=n: (t.fit(steps=n, log_every=50), _sync(device))))
             genlab.seed_everything(0)
             models = [m.to(device) for m in build()]
             hand(models, 3)
-            hand_rates.append(steps / _timed(lambda h=hand, m=models: h(m, steps)))
+            hand_rates.append(n / _timed(lambda h=hand, m=models, n=n: h(m, n)))
         g, h = statistics.median(genlab_rates), statistics.median(hand_rates)
         rows.append({"model": name, "genlab steps/s": f"{g:.2f}", "hand loop steps/s": f"{h:.2f}",
                      "ratio": f"{g / h:.3f}"})
@@ -168,9 +171,14 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
     num_eval = profile.pick(quick=1000, standard=5000, full=10_000)
 
     # DCGAN -> FID-MNIST, IS, precision/recall against the test split
-    steps = profile.pick(quick=50, standard=1500, full=6000)
+    # the book's DCGAN run (book/04_practice/dcgan.ipynb): halved widths on CPU, lr 1e-3, batch 64
+    steps = profile.pick(quick=50, standard=3000, full=6000)
+    channels_g = profile.pick(quick=(32, 16), standard=(64, 32), full=(128, 64))
+    channels_d = profile.pick(quick=(16, 32), standard=(32, 64), full=(64, 128))
     genlab.seed_everything(0)
-    trainer = Trainer(GANTask(DCGANGenerator(), DCGANDiscriminator()), data=train_pm1, device=device, progress=False)
+    task = GANTask(DCGANGenerator(channels=channels_g),
+                   DCGANDiscriminator(channels=channels_d, batch_norm=True, dropout=0.0), lr=1e-3)
+    trainer = Trainer(task, data=train_pm1, batch_size=64, device=device, progress=False)
     trainer.fit(steps=steps)
     fake = torch.cat([to_unit_range(trainer.task.sample(500, generator=torch.Generator(device).manual_seed(i)),
                                     (-1, 1)).cpu() for i in range(num_eval // 500)])
@@ -182,7 +190,8 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
     rows.append({"result": "DCGAN FID-MNIST / IS / precision / recall",
                  "ours": (f"{scores['fid']:.2f} / {scores['inception_score']:.2f} / {scores['precision']:.3f} / "
                           f"{scores['recall']:.3f}"),
-                 "setup": f"{steps} steps ({trainer.train_seconds:.0f} s), batch 128; {num_eval} samples vs test; "
+                 "setup": f"{steps} steps ({trainer.train_seconds:.0f} s), G {channels_g} D {channels_d}, lr 1e-3, "
+                          f"batch 64; {num_eval} samples vs test; "
                           f"{data_note}",
                  "reference": (f"real vs real (random halves of {num_eval} test digits): {reference['fid']:.2f} / "
                                f"{reference['inception_score']:.2f} / {reference['precision']:.3f} / "
@@ -246,9 +255,12 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
 # --------------------------------------------------------------------------- notebooks
 
 
-def notebook_times() -> list[dict]:
+def notebook_times(folders: list[str]) -> list[dict]:
+    """Wall time of each notebook under ``folders`` (default: the whole book), quick and standard."""
     rows = []
-    notebooks = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    roots = [ROOT / f for f in folders] if folders else [ROOT / "book"]
+    notebooks = sorted(p for r in roots for p in ([r] if r.suffix == ".ipynb" else r.rglob("*.ipynb"))
+                       if ".ipynb_checkpoints" not in p.parts)
     for path in notebooks:
         row = {"notebook": str(path.relative_to(ROOT))}
         for profile in ("quick", "standard"):
@@ -297,34 +309,39 @@ def write_results(section: str, body: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["speed", "quality"], default=None)
-    parser.add_argument("--notebooks", action="store_true", help="also time every notebook (slow)")
+    parser.add_argument("--only", choices=["speed", "quality", "notebooks"], default=None,
+                        help="one section only (notebooks: only the --notebooks timings)")
+    parser.add_argument("--notebooks", nargs="*", default=None, metavar="PATH",
+                        help="also time notebooks: every one, or those under the given folders/files (slow)")
     parser.add_argument("--steps", type=int, default=None, help="speed: steps per timed run")
-    parser.add_argument("--repeats", type=int, default=3, help="speed: alternating repeats (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="speed: alternating repeats (median)")
     args = parser.parse_args()
     device, profile = genlab.get_device(), genlab.get_profile()
     header = (f"Command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}` "
               f"(GENLAB_PROFILE={profile}); {machine(device)}; {date.today().isoformat()}; "
               f"genlab {genlab.__version__}.\n")
+    where = "gpu" if device.type == "cuda" else "cpu"
     parts = [header]
     if args.only in (None, "speed"):
         steps = args.steps or (200 if device.type == "cuda" else 30)
         table = markdown_table(speed(device, steps, args.repeats))
         print(table)
-        parts.append(f"### Speed: genlab Trainer versus a minimal hand-written loop ({steps} steps, median of "
-                     f"{args.repeats})\n\n{table}")
+        parts.append(f"### Speed: genlab Trainer versus a minimal hand-written loop ({steps} DCGAN steps, "
+                     f"{steps * 10} VAE steps per run; median of {args.repeats} alternating runs)\n\n{table}")
     if args.only in (None, "quality"):
         table = markdown_table(quality(device, profile))
         print(table)
         parts.append(f"### Quality at the `{profile}` budget\n\n{table}")
-    if args.notebooks:
-        table = markdown_table(notebook_times())
+    if len(parts) > 1:
+        section = f"{where}-{args.only or 'all'}"
+        write_results(section, "\n".join(parts))
+        print(f"written to {RESULTS.relative_to(ROOT)} (section {section})")
+    if args.notebooks is not None or args.only == "notebooks":
+        table = markdown_table(notebook_times(args.notebooks or []))
         print(table)
-        parts.append(f"### Notebook wall times (execute_notebook.py, each in a fresh kernel)\n\n{table}")
-    section = f"{'gpu' if device.type == 'cuda' else 'cpu'}-{args.only or 'all'}"
-    write_results(section, "\n".join(parts))
-    print(f"written to {RESULTS.relative_to(ROOT)} (section {section})")
-
+        write_results(f"{where}-notebooks", f"{header}\n### Notebook wall times (execute_notebook.py, each in a fresh "
+                                            f"kernel; profile set per column)\n\n{table}")
+        print(f"written to {RESULTS.relative_to(ROOT)} (section {where}-notebooks)")
 
 if __name__ == "__main__":
     main()

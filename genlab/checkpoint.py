@@ -43,6 +43,7 @@ from torch import nn
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
+    "checkpoint_dir",
     "load_checkpoint",
     "load_model_state",
     "rng_state",
@@ -53,6 +54,18 @@ __all__ = [
 FORMAT = "genlab-checkpoint"
 FORMAT_VERSION = 1
 _PLAIN_SCALARS = (bool, int, float, str, type(None), torch.dtype, torch.device)  # exact types only
+
+
+def checkpoint_dir() -> Path:
+    """Where notebooks keep models for later chapters: ``$GENLAB_CHECKPOINT_DIR``, else
+    ``~/.cache/genlab/checkpoints`` (created on first use).
+
+    See: book/04_practice/cgan_wgan.ipynb (train-or-load with :meth:`Trainer.fit_or_load`).
+    """
+    env = os.environ.get("GENLAB_CHECKPOINT_DIR")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "genlab" / "checkpoints"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 class CheckpointError(RuntimeError):

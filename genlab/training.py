@@ -8,6 +8,7 @@ In a notebook::
     history = trainer.fit(steps=2_000, callbacks=[SampleGrid(every=500)])
     images = task.sample(64)                                             # GAN: [-1, 1]; VAE: [0, 1]
     trainer.save("gan.pt");  Trainer(GANTask(G2, D2), data).load("gan.pt")  # resume later
+    trainer.fit_or_load(2_000, "gan.pt")                                 # train once, load afterwards
 
 How the pieces fit
     * A task has ``models`` and ``optimizers`` (dicts by name), ``training_step(batch, step,
@@ -382,6 +383,30 @@ class Trainer:
         self.step += 1
         self._push(self.step, metrics)
         return metrics
+
+    def fit_or_load(self, steps: int, path: str | Path, **fit_kwargs) -> bool:
+        """Train-or-load: load ``path`` if it holds a finished run of ``steps`` steps, else train.
+
+        For a fresh Trainer (step 0). If ``path`` exists and was saved after exactly ``steps``
+        steps, everything is loaded (models, optimisers, history) and nothing is trained;
+        otherwise the Trainer runs ``fit(steps=steps, **fit_kwargs)`` and saves to ``path``
+        (atomically). A file for another model or a damaged file raises
+        :class:`~genlab.checkpoint.CheckpointError` rather than being overwritten. Returns
+        ``True`` when it loaded. See: book/04_practice/cgan_wgan.ipynb.
+        """
+        if self.step != 0:
+            raise ValueError(f"fit_or_load needs a fresh Trainer, this one is at step {self.step}")
+        path = Path(path)
+        if path.exists():
+            saved_steps = load_checkpoint(path).get("step")
+            if saved_steps == steps:
+                self.load(path)
+                print(f"genlab: loaded {path.name} ({steps} steps, trained in {self.train_seconds:.0f} s)")
+                return True
+            print(f"genlab: {path.name} holds {saved_steps} steps, not {steps}: training afresh")
+        self.fit(steps=steps, **fit_kwargs)
+        self.save(path)
+        return False
 
     # ---- checkpoints
     def save(self, path: str | Path) -> Path:

@@ -171,6 +171,31 @@ def test_fit_with_checkpoint_path_finishes_an_interrupted_run(tmp_path):
     assert done.step == 8
 
 
+def test_fit_or_load_trains_once_then_loads_the_same_model(tmp_path, capsys):
+    path = tmp_path / "gan.pt"
+    first = Trainer(gan_task(), toy_points(), batch_size=16, progress=False)
+    assert first.fit_or_load(6, path) is False and first.step == 6 and path.exists()
+    second = Trainer(gan_task(seed=5), toy_points(), batch_size=16, progress=False)
+    assert second.fit_or_load(6, path) is True and second.step == 6
+    for pa, pb in zip(params(first.task), params(second.task)):
+        assert torch.equal(pa, pb)
+    assert second.history.steps == first.history.steps
+    other_budget = Trainer(gan_task(), toy_points(), batch_size=16, progress=False)
+    assert other_budget.fit_or_load(4, path) is False and other_budget.step == 4  # 6 != 4: retrained
+    assert "holds 6 steps, not 4" in capsys.readouterr().out
+    wide = Trainer(GANTask(ToyGenerator(width=32), ToyDiscriminator()), toy_points(), batch_size=16, progress=False)
+    with pytest.raises(CheckpointError, match="net.0.weight"):  # another model's file: not overwritten
+        wide.fit_or_load(4, path)
+    with pytest.raises(ValueError, match="fresh Trainer"):
+        first.fit_or_load(6, path)
+
+
+def test_checkpoint_dir_follows_the_environment(tmp_path, monkeypatch):
+    from genlab.checkpoint import checkpoint_dir
+    monkeypatch.setenv("GENLAB_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    assert checkpoint_dir() == tmp_path / "ckpt" and (tmp_path / "ckpt").is_dir()
+
+
 def test_load_rejects_another_task_or_other_data(tmp_path):
     trainer = Trainer(gan_task(), toy_points(), batch_size=16, progress=False)
     trainer.fit(steps=1)
