@@ -223,7 +223,7 @@ class _Sampler:
                 self.position = 0
             index.append(self.order[self.position : self.position + self.batch_size])
             self.position += self.batch_size
-        index = torch.cat(index)
+        index = index[0] if count == 1 else torch.cat(index)
         images = self.tensors[0][index]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -304,6 +304,8 @@ class Trainer:
             self._raise_if_diverged([self._pending[-1]])
 
     def _raise_if_diverged(self, entries: list) -> None:
+        if len(entries) == 1 and bool(torch.isfinite(entries[0][2]).all()):  # the common case: one check
+            return
         for step, names, values in entries:
             bad = (~torch.isfinite(values)).nonzero()
             if len(bad):
