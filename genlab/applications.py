@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from genlab.classifier import MNISTClassifier, check_unit_images
 from genlab.losses import discriminator_loss, generator_loss
+from genlab.runtime import eval_mode
 from genlab.tasks import Task
 
 __all__ = [
@@ -201,14 +202,10 @@ class SuperResolutionTask(Task):
     @torch.no_grad()
     def upsample(self, low_res: Tensor, batch_size: int = 500) -> Tensor:
         """Outputs (N, 1, 28, 28) clamped to [0, 1] for inputs (N, 1, 14, 14), computed in eval mode."""
-        was_training = self.upsampler.training
-        self.upsampler.eval()
-        try:
+        with eval_mode(self.upsampler):
             device = self.device
             return torch.cat([self.upsampler(low_res[i : i + batch_size].to(device)).clamp(0.0, 1.0).cpu()
                               for i in range(0, len(low_res), batch_size)])
-        finally:
-            self.upsampler.train(was_training)
 
 
 # ----------------------------------------------------------------------------- detection
@@ -255,12 +252,8 @@ def detector_accuracy(detector: nn.Module, real: Tensor, fake: Tensor, batch_siz
         calls = [detector(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)]
         return torch.cat(calls).float().mean().item()
 
-    was_training = detector.training
-    detector.eval()
-    try:
+    with eval_mode(detector):
         real_correct, fake_caught = 1.0 - predicted_fake(real), predicted_fake(fake)
-    finally:
-        detector.train(was_training)
     if math.isnan(real_correct) or math.isnan(fake_caught):
         raise ValueError("detector_accuracy needs non-empty real and fake batches")
     return {"accuracy": (real_correct + fake_caught) / 2, "real_correct": real_correct, "fake_caught": fake_caught}

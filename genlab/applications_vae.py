@@ -24,6 +24,7 @@ from torch import Tensor
 from genlab.applications import psnr  # one PSNR for the book (re-exported for the VAE chapters)
 from genlab.classifier import MNISTClassifier
 from genlab.losses import elbo
+from genlab.runtime import eval_mode
 
 __all__ = [
     "classification_accuracy",
@@ -69,17 +70,22 @@ def inpaint(model: Any, images: Tensor, known: Tensor, num_iters: int = 20, labe
         start = torch.zeros_like(images)
     else:
         raise ValueError(f"init must be 'mean' or 'zero', got {init!r}")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x = known * images + (1 - known) * start  # (B, 1, 28, 28)
         iterates = [x]
         for _ in range(num_iters):
             x = known * images + (1 - known) * model.reconstruct(x, labels)
             iterates.append(x)
-    finally:
-        model.train(was_training)
     return iterates if history else x
+
+
+@torch.no_grad()
+def _per_image(model: Any, images: Tensor, labels: Tensor | None, batch_size: int, score) -> Tensor:
+    """``score(x, y)`` -> (b,) over minibatches of ``images`` with ``model`` in eval mode, concatenated."""
+    _check_images(images)
+    with eval_mode(model):
+        return torch.cat([score(images[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+                          for i in range(0, len(images), batch_size)])
 
 
 @torch.no_grad()
@@ -89,18 +95,8 @@ def reconstruction_error(model: Any, images: Tensor, labels: Tensor | None = Non
 
     See: book/05_applications/inpainting_anomaly.ipynb.
     """
-    _check_images(images)
-    was_training = model.training
-    model.eval()
-    try:
-        out = []
-        for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size]
-            y = None if labels is None else labels[start : start + batch_size]
-            out.append((x - model.reconstruct(x, y)).pow(2).flatten(1).sum(1))
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    return _per_image(model, images, labels, batch_size,
+                      lambda x, y: (x - model.reconstruct(x, y)).pow(2).flatten(1).sum(1))
 
 
 @torch.no_grad()
@@ -110,23 +106,10 @@ def negative_elbo(model: Any, images: Tensor, labels: Tensor | None = None, num_
 
     See: book/05_applications/inpainting_anomaly.ipynb.
     """
-    _check_images(images)
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    was_training = model.training
-    model.eval()
-    try:
-        out = []
-        for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size]
-            y = None if labels is None else labels[start : start + batch_size]
-            total = torch.zeros(len(x))
-            for _ in range(num_samples):
-                total += -elbo(model, x, y, generator=generator).elbo.float().cpu()
-            out.append(total / num_samples)
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    return _per_image(model, images, labels, batch_size, lambda x, y: sum(
+        -elbo(model, x, y, generator=generator).elbo.float().cpu() for _ in range(num_samples)) / num_samples)
 
 
 def _scores(negatives: Tensor, positives: Tensor) -> tuple[Tensor, Tensor]:
@@ -219,16 +202,12 @@ def classification_accuracy(model: torch.nn.Module, images: Tensor, labels: Tens
 
     See: book/05_applications/synthetic_data.ipynb.
     """
-    was_training = model.training
-    model.eval()
     correct = 0
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 logits = model(images[start : start + batch_size])
                 correct += (logits.argmax(1) == labels[start : start + batch_size]).sum().item()
-    finally:
-        model.train(was_training)
     return correct / len(images)
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genlab.losses import elbo, iwae_bound
+from genlab.runtime import eval_mode
 
 __all__ = ["bits_per_dim", "importance_weighted_nll", "language_model_loss"]
 
@@ -72,10 +73,8 @@ def importance_weighted_nll(
     if batch_size < 1 or num_samples < 1:
         raise ValueError(f"batch_size and num_samples must be >= 1, got {batch_size} and {num_samples}")
     device = _model_device(model, images.device)
-    was_training = getattr(model, "training", False)
-    model.eval()
     total_nll, total_neg_elbo = 0.0, 0.0
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 x = images[start:start + batch_size].to(device)
@@ -83,8 +82,6 @@ def importance_weighted_nll(
                 bound = iwae_bound(model, x, num_samples, labels=y, generator=generator)  # (B,)
                 total_nll -= bound.double().sum().item()
                 total_neg_elbo -= elbo(model, x, labels=y, generator=generator).elbo.double().sum().item()
-    finally:
-        model.train(was_training)
     nats = total_nll / len(images)
     if not math.isfinite(nats):
         raise ValueError(f"the IWAE estimate is not finite ({nats}); check the model for NaN outputs")
@@ -134,18 +131,14 @@ def language_model_loss(
     full = [s for s in starts if s + block_size + 1 <= len(ids)]
     batches = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
     batches += [[s] for s in starts if s + block_size + 1 > len(ids)]  # at most one shorter window
-    was_training = getattr(model, "training", False)
-    model.eval()
     total_nats, count = 0.0, 0
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             for group in batches:
                 windows = torch.stack([ids[s:s + block_size + 1] for s in group])  # (B, <= b+1)
                 inputs, targets = windows[:, :-1], windows[:, 1:]  # (B, T) each
                 total_nats += _summed_cross_entropy(model(inputs), inputs, targets)
                 count += targets.numel()
-    finally:
-        model.train(was_training)
     nats = total_nats / count
     return {"nats_per_char": nats, "bits_per_char": nats / math.log(2.0)}
 

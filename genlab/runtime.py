@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -45,6 +47,18 @@ def get_device(override: str | torch.device | None = None) -> torch.device:
             "use 'cpu' or unset GENLAB_DEVICE"
         )
     return device
+
+
+@contextmanager
+def eval_mode(model) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode (BatchNorm running statistics, no dropout), then
+    restore the mode it had, even if the block raises. See: book/04_practice/mlp_gan.ipynb."""
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

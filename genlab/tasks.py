@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.losses import GAN_LOSSES, discriminator_loss, elbo, generator_loss, gradient_penalty
+from genlab.runtime import eval_mode
 
 __all__ = ["GANTask", "LanguageModelTask", "Task", "VAETask", "noise"]
 
@@ -182,16 +183,12 @@ class GANTask(Task):
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """``n`` images in [-1, 1] from the generator in eval mode (labels default to 0, 1, 2, ...)."""
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
+        with eval_mode(self.generator):
             z = noise("randn", (n, self.generator.latent_dim), generator, self.device)
             if self.conditional and labels is None:
                 labels = torch.arange(n, device=self.device) % self.generator.num_classes
             with self.autocast():
                 return self.generator(z, labels.to(self.device) if labels is not None else None).float()
-        finally:
-            self.generator.train(was_training)
 
 
 class VAETask(Task):
@@ -246,15 +243,11 @@ class VAETask(Task):
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """``n`` images in [0, 1] (``model.sample`` in eval mode; labels default to 0, 1, 2, ...)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             if self.conditional and labels is None:
                 labels = torch.arange(n) % self.model.num_classes
             labels = labels.to(self.device) if labels is not None else None
             return self.model.sample(n, labels=labels, generator=generator).float()
-        finally:
-            self.model.train(was_training)
 
 
 class LanguageModelTask(Task):

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from genlab.losses import elbo
+from genlab.runtime import eval_mode
 
 __all__ = ["active_units", "elbo_summary"]
 
@@ -50,17 +51,13 @@ def elbo_summary(model: Any, images: Tensor, labels: Tensor | None = None, batch
     ``neg_elbo = distortion + rate`` (up to floating-point rounding).
     See: book/03_vae/mnist_vae.ipynb.
     """
-    was_training = model.training
-    model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             for x, y in _batches(images, labels, batch_size, _device(model)):
                 terms = elbo(model, x, labels=y, generator=generator)  # each (B,)
                 totals += torch.stack([-terms.elbo.sum(), -terms.reconstruction.sum(),
                                        terms.kl.sum()]).double().cpu()
-    finally:
-        model.train(was_training)
     neg_elbo, distortion, rate = (totals / len(images)).tolist()
     return {"neg_elbo": neg_elbo, "distortion": distortion, "rate": rate}
 
@@ -76,16 +73,12 @@ def active_units(model: Any, images: Tensor, labels: Tensor | None = None, thres
     """
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
-    was_training = model.training
-    model.eval()
     means = []
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             for x, y in _batches(images, labels, batch_size, _device(model)):
                 mu, _ = model.encode(x, labels=y)  # (B, latent_dim)
                 means.append(mu.double().cpu())
-    finally:
-        model.train(was_training)
     variances = torch.cat(means).var(dim=0, unbiased=False)  # (latent_dim,)
     return {"count": int((variances > threshold).sum()), "num_latent": len(variances),
             "variances": variances.float()}

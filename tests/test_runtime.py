@@ -51,3 +51,19 @@ def test_seed_everything_is_reproducible():
 def test_top_level_api():
     assert genlab.__version__
     assert callable(genlab.get_device) and callable(genlab.seed_everything)
+
+
+def test_eval_mode_restores_the_previous_mode_even_after_an_error():
+    from genlab.runtime import eval_mode
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    with eval_mode(model):
+        assert not model.training and not model[0].training
+    assert model.training and model[0].training
+    model.eval()
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert not model.training  # it was in eval mode before, and stays there
+    model.train()
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert model.training

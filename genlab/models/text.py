@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.runtime import eval_mode
+
 __all__ = ["CausalSelfAttention", "CharRNN", "TinyTransformer", "TransformerBlock", "generate"]
 
 
@@ -228,9 +230,7 @@ def generate(model: nn.Module, prompt_ids: Tensor, max_new_tokens: int, temperat
     device = next(model.parameters()).device
     ids = prompt_ids.to(device)
     block_size = getattr(model, "block_size", None)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             if hasattr(model, "forward_with_state"):  # recurrent: feed only the newest token
                 logits, state = model.forward_with_state(ids)
@@ -245,6 +245,4 @@ def generate(model: nn.Module, prompt_ids: Tensor, max_new_tokens: int, temperat
                     logits = model(context)[:, -1, :]  # (B, V): the next token's scores
                     next_id = _sample_next(logits, temperature, top_k, generator)  # (B, 1)
                     ids = torch.cat([ids, next_id], dim=1)
-    finally:
-        model.train(was_training)
     return ids
