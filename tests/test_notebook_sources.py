@@ -1,0 +1,81 @@
+"""Every page must render outside the built book too: on GitHub, in Colab and in Jupyter.
+
+Those renderers never read ``_config.yml``, so a TeX macro defined there (``\\E``, ``\\KL``)
+shows as a red error in Colab. The pages write every command out; this test fails when a page
+uses a command that plain MathJax 3 does not know, or when ``_config.yml`` grows macros again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# TeX commands that MathJax 3's default TeX input (as GitHub, Colab and Jupyter load it) knows.
+# Add a command here only after checking it renders in plain MathJax 3 without configuration.
+STANDARD_COMMANDS = set("""
+Big Bigg Delta Gamma Lambda Longrightarrow Leftrightarrow Omega Phi Pi Pr Psi Rightarrow Sigma
+Theta Vert Xi alpha approx arctan arg bar begin beta big bigg bigl bigr bmod boldsymbol cdot
+cdots chi circ cos cosh cup cap ddots delta det dfrac displaystyle div dot dots ell emptyset end
+epsilon equiv eta exp forall frac gamma ge geq gets hat iff in inf infty int iota kappa ldots
+lVert lambda land langle lceil le left leftarrow leq lfloor lim liminf limsup ln log lor lvert
+mapsto mathbb mathbf mathcal mathit mathrm mathsf max mid min mp mu nabla ne neg neq nu odot
+oint omega operatorname otimes overline partial perp phi pi pm prime prod propto psi qquad quad
+rVert rangle rceil rfloor rho right rightarrow rvert scriptstyle setminus sigma sim simeq sin
+sinh sqrt star subset subseteq sum sup tanh tau text textbf textit textrm textstyle tfrac theta
+tilde times to top triangleq underbrace underset overset upsilon varepsilon varphi varrho
+varsigma vartheta vdots vec wedge widehat widetilde xi xrightarrow zeta
+""".split())
+
+DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+INLINE_MATH = re.compile(r"(?<!\\)\$(.+?)(?<!\\)\$", re.S)
+MATH_BLOCK = re.compile(r"```\{math\}(.+?)```", re.S)
+COMMAND = re.compile(r"\\([A-Za-z]+)")
+
+
+def pages() -> list[Path]:
+    return sorted(p for p in (ROOT / "book").rglob("*")
+                  if p.suffix in {".md", ".ipynb"} and ".ipynb_checkpoints" not in p.parts)
+
+
+def prose(path: Path) -> list[str]:
+    if path.suffix == ".md":
+        return [path.read_text(encoding="utf-8")]
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    return ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown"]
+
+
+def math_spans(text: str) -> list[str]:
+    spans = DISPLAY_MATH.findall(text) + MATH_BLOCK.findall(text)
+    rest = MATH_BLOCK.sub("", DISPLAY_MATH.sub("", text))
+    return spans + INLINE_MATH.findall(rest)
+
+
+def unknown_commands(text: str) -> set[str]:
+    return {name for span in math_spans(text) for name in COMMAND.findall(span)} - STANDARD_COMMANDS
+
+
+def test_the_scanner_finds_a_custom_macro():
+    assert unknown_commands(r"The bound $\E_{q}[\log p] - \KL(q \| p)$ holds.") == {"E", "KL"}
+    assert unknown_commands(r"$$\mathbb{E}_q[x]$$ and $\mathrm{KL}$") == set()
+
+
+def test_config_defines_no_tex_macros():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    mathjax = (config.get("sphinx", {}).get("config", {}) or {}).get("mathjax3_config", {}) or {}
+    macros = (mathjax.get("tex", {}) or {}).get("macros", {})
+    assert not macros, ("_config.yml defines TeX macros that GitHub, Colab and Jupyter never see: "
+                        f"{sorted(macros)}; write them out in the pages instead")
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_math_renders_without_the_book_config(path):
+    unknown = set().union(*(unknown_commands(text) for text in prose(path)))
+    assert not unknown, (f"{path.relative_to(ROOT)} uses TeX commands plain MathJax 3 may not know: "
+                         f"{sorted(unknown)}; write them out (e.g. \\mathbb{{E}} for \\E), or add a "
+                         "standard command to STANDARD_COMMANDS in this test")
