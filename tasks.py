@@ -8,6 +8,7 @@
 
 For authors:
     python3 tasks.py setup                       only create/update .venv
+    python3 tasks.py lab                         set up, then open the notebooks in JupyterLab
     python3 tasks.py execute [NOTEBOOK ...]      re-run notebooks in place and store their outputs
                                                  (profile from GENLAB_PROFILE, default standard)
     python3 tasks.py sync                        rewrite each notebook's install cell from _config.yml
@@ -48,7 +49,7 @@ def run(*cmd: str | Path, env: dict | None = None) -> None:
 
 
 def setup() -> None:
-    """Create .venv and install genlab (editable) with the book and test extras, pinned by the constraints."""
+    """Create .venv and install genlab (editable) with the book, test and lab extras, pinned by the constraints."""
     if sys.version_info < (3, 10):  # noqa: UP036 - tasks.py runs before the venv exists
         sys.exit(f"genlab needs Python >= 3.10; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
@@ -59,7 +60,7 @@ def setup() -> None:
     if stamp.exists() and stamp.read_text() == key:
         return
     run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "-c", CONSTRAINTS, "-e", ".[book,test]")
+        "-c", CONSTRAINTS, "-e", ".[book,test,lab]")
     stamp.write_text(key)
 
 
@@ -127,6 +128,9 @@ def main(argv: list[str]) -> None:
         test()
     elif command == "setup":
         setup()
+    elif command == "lab":
+        setup()
+        os.execv(BIN / "jupyter-lab", [str(BIN / "jupyter-lab"), "--notebook-dir", str(ROOT / "book"), *argv[1:]])
     elif command == "execute":
         setup()
         execute(argv[1:])
