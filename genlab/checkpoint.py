@@ -12,9 +12,12 @@ Atomic
     ``fsync``s it, then ``os.replace``s it over the target. A crash (or a full disk)
     midway leaves the previous checkpoint untouched; a reader never sees half a file.
 Safe to load
-    :func:`load_checkpoint` turns a truncated or foreign file into a :class:`CheckpointError`
-    naming the path, and :func:`load_model_state` names the parameters whose shapes differ
-    (the usual cause: the model was built with other arguments).
+    :func:`load_checkpoint` turns a damaged or foreign file into a :class:`CheckpointError`
+    naming the path, PyTorch's whole reason, and what to do: a *damaged genlab checkpoint*
+    (recognised by the ``format`` entry it still holds) is best replaced by an older copy or
+    deleted and trained again; any other file is *not a genlab checkpoint*: pass another path.
+    :func:`load_model_state` names the parameters whose shapes differ (the usual cause: the
+    model was built with other arguments).
 
 The :class:`genlab.training.Trainer` uses these for ``trainer.save(path)``,
 ``trainer.load(path)`` and ``trainer.fit(..., checkpoint_path=path)``; use them directly
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -195,11 +199,40 @@ def save_checkpoint(path: str | os.PathLike, **state: Any) -> Path:
     return path
 
 
+def _torch_reason(error: Exception) -> str:
+    """PyTorch's reason for refusing a file, whole but on one line, without its advice to unpickle."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(error).split()))  # one line, no terminal colours
+    if "WeightsUnpickler error:" in text:  # keep the reason, drop the weights_only=False / allowlist advice
+        text = text.split("WeightsUnpickler error:", 1)[1].split(" Please use", 1)[0]
+        text = text.split(" Check the documentation of torch.load", 1)[0].strip()
+    text = text.rstrip(". ")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """The message for a file ``torch.load(weights_only=True)`` refused: damaged genlab checkpoint or not one."""
+    reason = _torch_reason(error)
+    if "Unsupported global" in reason:
+        return (f"{path} is not a genlab checkpoint: it stores Python objects (code), which genlab never "
+                f"unpickles (PyTorch says {reason}). Pass another path (a file written by genlab), and load this "
+                "one with weights_only=False only if you trust whoever made it")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:  # torch stores its pickle uncompressed: the marker survives truncation
+        ours = FORMAT.encode() in handle.read(1 << 24)
+    if ours:
+        return (f"{path} is a damaged genlab checkpoint ({size:,} bytes; truncated or partly overwritten, "
+                "e.g. by an interrupted copy): load an older copy, or delete the file and train again. "
+                f"PyTorch's reason: {reason}")
+    return (f"{path} is not a genlab checkpoint ({size:,} bytes that PyTorch cannot read as one: {reason}). "
+            "Pass another path: a file written by genlab (Trainer.save, save_checkpoint)")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
     Raises ``FileNotFoundError`` when there is no file, and :class:`CheckpointError` when the
-    file is truncated, corrupt, not a genlab checkpoint, or from a newer format version.
+    file is a damaged genlab checkpoint, not a genlab checkpoint, or from a newer format version
+    (the module docstring says what each message advises).
     See: book/04_practice/checkpoints.ipynb.
     """
     path = Path(path)
@@ -208,14 +241,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated zip, garbage bytes, forbidden pickle globals...
-        reason = str(error)
-        reason = reason[reason.find("WeightsUnpickler error"):] if "WeightsUnpickler error" in reason else reason
-        raise CheckpointError(
-            f"{path} is corrupt or not a genlab checkpoint ({type(error).__name__}: {reason[:200]}); "
-            "delete it and train again, or load an older copy"
-        ) from error
+        raise CheckpointError(_unreadable(path, error)) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is a torch file but not a genlab checkpoint (no format={FORMAT!r} entry)")
+        raise CheckpointError(f"{path} is a PyTorch file but not a genlab checkpoint (no format={FORMAT!r} "
+                              "entry); pass another path: a file written by genlab (Trainer.save, save_checkpoint)")
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {state['format_version']}, newer than this "
                               f"genlab ({_genlab_version()}, format {FORMAT_VERSION}); upgrade genlab")

@@ -32,7 +32,7 @@ from genlab.data.toy2d import ToyDistribution, toy_distribution
 from genlab.losses import discriminator_loss, gradient_penalty
 from genlab.metrics import mode_coverage
 from genlab.models.gan import ToyDiscriminator, ToyGenerator
-from genlab.runtime import seed_everything
+from genlab.runtime import progress_bar, seed_everything
 
 __all__ = [
     "GAME_METHODS", "CriticFit", "ToyGANConfig", "ToyGANRun",
@@ -317,13 +317,14 @@ def _train_job(job: tuple) -> ToyGANRun:
 
 
 def compare_toy_gans(toys: Sequence[ToyDistribution | str], configs: Sequence[ToyGANConfig],
-                     seeds: Sequence[int], steps: int | dict[str, int], workers: int = 1, progress: bool = True,
-                     **kwargs) -> list[ToyGANRun]:
+                     seeds: Sequence[int], steps: int | dict[str, int], workers: int = 1,
+                     progress: bool | None = None, **kwargs) -> list[ToyGANRun]:
     """Train every (toy, config, seed) combination with :func:`train_toy_gan`; a list of runs.
 
     ``steps`` may be a dict ``{config.name: steps}`` (costlier variants can get fewer steps).
     ``workers > 1`` trains in that many processes (each run uses one thread, so results are
-    identical to ``workers=1``). Extra ``kwargs`` go to :func:`train_toy_gan`.
+    identical to ``workers=1``). Extra ``kwargs`` go to :func:`train_toy_gan`. ``progress=None``:
+    a progress bar in Jupyter and terminals, none in logs (True: always; False: never).
     See: book/02_gan_math/mode_collapse.ipynb.
     """
     names = [config.name for config in configs]
@@ -341,9 +342,7 @@ def compare_toy_gans(toys: Sequence[ToyDistribution | str], configs: Sequence[To
 
     jobs = [(toy if isinstance(toy, str) else _resolve_toy(toy), config, steps_for(config), seed, kwargs)
             for toy in toys for config in configs for seed in seeds]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), disable=not progress, desc="toy GANs")
+    bar = progress_bar(len(jobs), progress, "toy GANs")
     try:
         if workers == 1:
             runs = []

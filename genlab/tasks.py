@@ -1,7 +1,9 @@
 """Tasks: what is trained and how one step goes (the :class:`genlab.training.Trainer` runs the loop).
 
 A task owns its models and optimisers (dicts by name), ``training_step(batch, step, generator)``
-returning a dict of detached scalar tensors (its metrics), and ``sample``:
+returning a dict of detached scalar tensors (its metrics), and ``sample``. It also knows what can
+go wrong with it: ``check_data`` (before training), ``divergence_hint`` (the advice of a
+``TrainingDivergedError``) and ``check_health`` (a warning about a run that is finite but failing):
 
 * :class:`GANTask` - a generator and a discriminator/critic, any loss of ``genlab.losses.GAN_LOSSES``;
 * :class:`VAETask` - a VAE trained on the negative ELBO (beta, KL warm-up, free bits);
@@ -19,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.data.images import value_range_hint
 from genlab.losses import GAN_LOSSES, discriminator_loss, elbo, generator_loss, gradient_penalty
+from genlab.models.gan import as_labels
 from genlab.runtime import eval_mode
 
 __all__ = ["GANTask", "LanguageModelTask", "Task", "VAETask", "noise"]
@@ -36,9 +40,6 @@ def noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, 
     return getattr(torch, kind)(shape, generator=generator, device=where).to(device)
 
 
-
-
-
 class Task:
     """What the Trainer needs from a task (subclass it for a new kind of model).
 
@@ -50,6 +51,7 @@ class Task:
     data_kind = "images"
     batches_per_step = 1
     amp_dtype: torch.dtype | None = None
+    divergence_hint = "lower the learning rate"  # appended to a TrainingDivergedError's message
     models: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
 
@@ -64,6 +66,11 @@ class Task:
     def check_data(self, images: Tensor, labels: Tensor | None) -> None:
         """Validate the training data once, before training (override to add checks)."""
 
+    def check_health(self, history) -> str | None:
+        """After each logged row of ``history``: a warning message when the run, though finite,
+        is failing in a way this task can recognise; None when all looks fine (the default)."""
+        return None
+
     def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
         raise NotImplementedError
 
@@ -76,6 +83,15 @@ def _check_labels(labels: Tensor | None, num_classes: int, who: str) -> None:
         raise ValueError(f"labels must be in [0, {num_classes}), got [{labels.min()}, {labels.max()}]")
 
 
+def _range_error(images: Tensor, expected: tuple[float, float], who: str) -> ValueError:
+    low, high = images.min().item(), images.max().item()
+    return ValueError(f"{who} needs images in [{expected[0]:g}, {expected[1]:g}], got [{low:.3g}, {high:.3g}]: "
+                      + value_range_hint(low, high, expected))
+
+
+SATURATED_ROWS = 5  # logged rows in a row with a saturated discriminator before GANTask warns
+
+
 class GANTask(Task):
     """A GAN: ``n_critic`` discriminator updates, then one generator update, per step.
 
@@ -86,8 +102,14 @@ class GANTask(Task):
     penalty), ``loss_g``, ``d_real``/``d_fake`` (mean D(x) = sigmoid(logit) for BCE losses, the
     mean score otherwise), and ``gp``. Conditional when ``generator.num_classes`` is set: fake
     labels are drawn uniformly (with a penalty, the critic's fakes reuse the real labels so that
-    interpolates stay within a class). See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
+    interpolates stay within a class). Image data (4-D) must lie in [-1, 1], the range of the
+    tanh generators; other data (2-D toy points) is not checked. With a BCE loss, a discriminator
+    saturated (mean D(x) > 0.999 and D(G(z)) < 0.001) for ``SATURATED_ROWS`` logged rows in a row
+    gets a warning (:meth:`check_health`). See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
     """
+
+    divergence_hint = ("lower the learning rate (2e-4 to 1e-3 for the book's GANs), check the images are in "
+                       "[-1, 1], or add a gradient penalty (gp_weight)")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "non_saturating",
                  lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
@@ -124,9 +146,28 @@ class GANTask(Task):
     def check_data(self, images: Tensor, labels: Tensor | None) -> None:
         if self.conditional:
             _check_labels(labels, self.generator.num_classes, "GANTask")
-        if images.dim() == 4 and images.min() >= 0 and images.max() > 0.5:
+        if images.dim() != 4:
+            return
+        if images.min() < -1 - 1e-4 or images.max() > 1 + 1e-4:
+            raise _range_error(images, (-1.0, 1.0), "GANTask (a tanh generator emits [-1, 1])")
+        if images.min() >= 0 and images.max() > 0.5:
             warnings.warn("GAN images look like [0, 1] but a tanh generator emits [-1, 1]; load them with "
                           "value_range=(-1, 1)", stacklevel=3)
+
+    def check_health(self, history) -> str | None:
+        """Warn when a BCE discriminator stays saturated: D(x) ~ 1 and D(G(z)) ~ 0 (see the class)."""
+        if self.d_kind != "minimax" or len(history) < SATURATED_ROWS:
+            return None
+        rows = zip(history.metrics["d_real"][-SATURATED_ROWS:], history.metrics["d_fake"][-SATURATED_ROWS:])
+        if not all(real > 0.999 and fake < 0.001 for real, fake in rows):
+            return None
+        lr = self.optimizers["discriminator"].param_groups[0]["lr"]
+        return (f"GANTask: the discriminator has been saturated for {SATURATED_ROWS} logged rows in a row "
+                f"(mean D(x) = {history.last('d_real'):.4f}, D(G(z)) = {history.last('d_fake'):.4f}, loss_g = "
+                f"{history.last('loss_g'):.3g}): it tells every real image from every fake one, and the "
+                f"generator gets no useful signal. The likely cause is a learning rate far too high (lr={lr:g}); "
+                "lower it (the book's GANs use 2e-4 to 1e-3). Otherwise check the images are in [-1, 1] and "
+                "that the discriminator is not much stronger than the generator.")
 
     def _fake(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
         device = self.device
@@ -181,14 +222,30 @@ class GANTask(Task):
         return metrics
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` images in [-1, 1] from the generator in eval mode (labels default to 0, 1, 2, ...)."""
+    def sample(self, n: int, labels: Tensor | list[int] | int | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [-1, 1] from the generator in eval mode.
+
+        ``labels`` (conditional GANs): one int for all ``n``, or ``n`` of them (list or tensor);
+        by default 0, 1, 2, ... in turn."""
+        labels = _sample_labels(labels, n, self.conditional, getattr(self.generator, "num_classes", None),
+                                self.device, "GANTask")
         with eval_mode(self.generator):
             z = noise("randn", (n, self.generator.latent_dim), generator, self.device)
-            if self.conditional and labels is None:
-                labels = torch.arange(n, device=self.device) % self.generator.num_classes
             with self.autocast():
-                return self.generator(z, labels.to(self.device) if labels is not None else None).float()
+                return self.generator(z, labels).float()
+
+
+def _sample_labels(labels, n: int, conditional: bool, num_classes: int | None, device: torch.device,
+                   who: str) -> Tensor | None:
+    """The labels ``sample`` uses: :func:`genlab.models.gan.as_labels`, 0, 1, 2, ... by default."""
+    if not conditional:
+        if labels is not None:
+            raise ValueError(f"{who} is unconditional (its model has no num_classes): sample without labels")
+        return None
+    if labels is None:
+        return torch.arange(n, device=device) % num_classes
+    return as_labels(labels, n, device)
 
 
 class VAETask(Task):
@@ -212,10 +269,11 @@ class VAETask(Task):
         self.models = {"vae": model}
         self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=lr)}
 
+    divergence_hint = "lower the learning rate, or check the images are in [0, 1]"
+
     def check_data(self, images: Tensor, labels: Tensor | None) -> None:
         if images.min() < 0 or images.max() > 1:
-            raise ValueError(f"VAEs model pixels in [0, 1], got [{images.min():.3g}, {images.max():.3g}]; "
-                             "load images with value_range=(0, 1)")
+            raise _range_error(images, (0.0, 1.0), "VAETask (a Bernoulli decoder models pixels in [0, 1])")
         if self.conditional:
             _check_labels(labels, self.model.num_classes, "VAETask")
 
@@ -241,12 +299,15 @@ class VAETask(Task):
                 "kl": terms.kl.detach().float().mean(), "beta": beta}
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` images in [0, 1] (``model.sample`` in eval mode; labels default to 0, 1, 2, ...)."""
+    def sample(self, n: int, labels: Tensor | list[int] | int | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [0, 1] (``model.sample`` in eval mode).
+
+        ``labels`` (conditional VAEs): one int for all ``n``, or ``n`` of them (list or tensor);
+        by default 0, 1, 2, ... in turn."""
+        labels = _sample_labels(labels, n, self.conditional, getattr(self.model, "num_classes", None),
+                                self.device, "VAETask")
         with eval_mode(self.model):
-            if self.conditional and labels is None:
-                labels = torch.arange(n) % self.model.num_classes
-            labels = labels.to(self.device) if labels is not None else None
             return self.model.sample(n, labels=labels, generator=generator).float()
 
 
@@ -260,6 +321,7 @@ class LanguageModelTask(Task):
     """
 
     data_kind = "tokens"
+    divergence_hint = "lower the learning rate, or clip gradients (grad_clip=1.0)"
 
     def __init__(self, model: nn.Module, lr: float = 3e-3, weight_decay: float = 0.0, block_size: int = 128,
                  grad_clip: float | None = 1.0) -> None:

@@ -22,7 +22,12 @@ How the pieces fit
       keeps, every ``log_every`` steps and at the last step, the mean of each metric since the
       previous entry; ``.item()`` is only called then, so a GPU never waits every step.
     * A non-finite metric raises :class:`TrainingDivergedError` naming the metric and the step
-      (checked every step on CPU; on CUDA the values are kept on the GPU and checked at logging steps).
+      (checked every step on CPU; on CUDA the values are kept on the GPU and checked at logging steps),
+      with the task's advice (``task.divergence_hint``). A run that stays finite but fails in a way
+      the task recognises (``task.check_health``: a saturated GAN discriminator) gets one
+      :class:`TrainingWarning`.
+    * The progress bar follows tqdm's ``disable=None`` convention: a bar in Jupyter and in a
+      terminal, none when the output goes to a file or a CI log (``progress=False``: never).
     * GPU speed-ups are chosen in one place, :func:`cuda_options`: bf16 autocast and
       channels_last on CUDA, TF32 matmuls; on CPU plain fp32, so CPU runs are deterministic.
     * Callbacks are callables ``callback(trainer, step)`` run after each step:
@@ -44,23 +49,30 @@ from torch import Tensor
 
 from genlab.checkpoint import CheckpointError, load_checkpoint, load_model_state, rng_state, save_checkpoint
 from genlab.checkpoint import set_rng_state as _set_rng_state
-from genlab.runtime import get_device
+from genlab.runtime import get_device, progress_bar, warn
 from genlab.tasks import GANTask, LanguageModelTask, Task, VAETask, noise
 
 __all__ = ["CudaOptions", "EveryNSteps", "Evaluate", "GANTask", "History", "LanguageModelTask", "SampleGrid",
-           "Task", "Trainer", "TrainingDivergedError", "VAETask", "cuda_options"]
+           "Task", "Trainer", "TrainingDivergedError", "TrainingWarning", "VAETask", "cuda_options"]
 
 
 class TrainingDivergedError(RuntimeError):
-    """A loss became NaN or infinite; ``.metric`` and ``.step`` say which and when.
+    """A loss became NaN or infinite; ``.metric``, ``.step`` and ``.value`` say which, when and what.
 
+    The message ends with ``hint``, the advice of the task that diverged (``task.divergence_hint``).
     See: book/04_practice/diagnostics.ipynb.
     """
 
-    def __init__(self, metric: str, step: int, value: float) -> None:
-        super().__init__(f"{metric} became {value} at step {step}; lower the learning rate, check the data "
-                         "range ([-1, 1] for GANs, [0, 1] for VAEs) or add gradient clipping / a penalty")
-        self.metric, self.step = metric, step
+    def __init__(self, metric: str, step: int, value: float, hint: str = Task.divergence_hint) -> None:
+        super().__init__(f"{metric} became {value} at step {step}; {hint}")
+        self.metric, self.step, self.value = metric, step, float(value)
+
+
+class TrainingWarning(UserWarning):
+    """A run that stays finite but is failing (e.g. a saturated GAN discriminator); see ``Task.check_health``.
+
+    See: book/04_practice/diagnostics.ipynb.
+    """
 
 
 @dataclass(frozen=True)
@@ -266,11 +278,12 @@ class Trainer:
     ``data``: ``(images, labels)``, images alone, an ``ImageData``, or 1-D token ids for a
     :class:`LanguageModelTask`; moved to ``device`` once. ``seed`` seeds the Trainer's own
     generator (batches and the task's noise); seed the models' initialisation yourself
-    (``genlab.seed_everything``). See the module docstring; book/04_practice/mlp_gan.ipynb.
+    (``genlab.seed_everything``). ``progress``: None (a bar in Jupyter and terminals, none in
+    logs), True (always) or False (never). See the module docstring; book/04_practice/mlp_gan.ipynb.
     """
 
     def __init__(self, task: Task, data, batch_size: int = 128, device: str | torch.device | None = None,
-                 seed: int = 0, progress: bool = True, amp: str | bool = "auto",
+                 seed: int = 0, progress: bool | None = None, amp: str | bool = "auto",
                  channels_last: str | bool = "auto") -> None:
         self.task, self.batch_size, self.seed, self.progress = task, batch_size, seed, progress
         self.device = get_device(device)
@@ -293,6 +306,7 @@ class Trainer:
         self.sampler = _Sampler((first, labels), batch_size, self.generator, block, use_channels_last)
         self.step, self.train_seconds, self.history = 0, 0.0, History()
         self._pending: list[tuple[int, tuple[str, ...], Tensor]] = []  # logged metrics not yet read back
+        self._warned = False  # check_health warns once per Trainer
 
     # ---- logging and divergence
     def _push(self, step: int, metrics: dict) -> None:
@@ -309,7 +323,8 @@ class Trainer:
         for step, names, values in entries:
             bad = (~torch.isfinite(values)).nonzero()
             if len(bad):
-                raise TrainingDivergedError(names[int(bad[0])], step, values[int(bad[0])].item())
+                raise TrainingDivergedError(names[int(bad[0])], step, values[int(bad[0])].item(),
+                                            self.task.divergence_hint)
 
     def _flush(self) -> dict[str, float]:
         """Check and average the pending metrics (one device sync); record a History row."""
@@ -325,6 +340,10 @@ class Trainer:
         row = dict(zip(columns, means))
         self.history.record(self._pending[-1][0], row)
         self._pending.clear()
+        message = None if self._warned else self.task.check_health(self.history)
+        if message:
+            warn(message, TrainingWarning)
+            self._warned = True
         return row
 
     # ---- the loop
@@ -353,9 +372,7 @@ class Trainer:
         last_step = None if steps is None else self.step + steps
         start = time.perf_counter()
         seconds_at_start = self.train_seconds
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, disable=not self.progress, desc=type(self.task).__name__, leave=True)
+        bar = progress_bar(steps, self.progress, type(self.task).__name__)
         try:
             while (last_step is None or self.step < last_step) and (
                     seconds is None or time.perf_counter() - start < seconds):
@@ -402,7 +419,12 @@ class Trainer:
         if path.exists():
             saved_steps = load_checkpoint(path).get("step")
             if saved_steps == steps:
-                self.load(path)
+                try:
+                    self.load(path)
+                except CheckpointError as error:  # a genlab checkpoint, but of another run
+                    raise CheckpointError(f"{error}. {path.name} holds another run (another model or other "
+                                          "data): pass another path for this one, or delete the file if that "
+                                          "run is no longer needed") from error
                 print(f"genlab: loaded {path.name} ({steps} steps, trained in {self.train_seconds:.0f} s)")
                 return True
             print(f"genlab: {path.name} holds {saved_steps} steps, not {steps}: training afresh")

@@ -76,9 +76,11 @@ def test_corrupt_or_foreign_files_raise_checkpoint_error(tmp_path):
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00not a checkpoint" * 10)
-    for bad in (truncated, garbage):
-        with pytest.raises(CheckpointError, match=rf"{bad.name} is corrupt or not a genlab checkpoint"):
-            load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match=rf"{truncated.name} is a damaged genlab checkpoint.*delete"):
+        load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match=rf"{garbage.name} is not a genlab checkpoint") as info:
+        load_checkpoint(garbage)
+    assert "delete" not in str(info.value) and "another path" in str(info.value)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.ones(2)}, foreign)
     with pytest.raises(CheckpointError, match="not a genlab checkpoint"):
@@ -132,3 +134,26 @@ def test_rng_state_round_trip_through_a_file(tmp_path):
     assert first[2:4] == second[2:4] and torch.equal(first[4], second[4])
     with pytest.raises(CheckpointError, match="'other'"):
         set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"], {"other": generator})
+
+
+def test_errors_keep_pytorchs_whole_reason_and_advise_deleting_only_genlab_files(tmp_path):
+    path = save_checkpoint(tmp_path / "good.pt", models={"m": small_model().state_dict()})
+    tenth = tmp_path / "tenth.pt"  # PyTorch's reason here is three sentences long
+    tenth.write_bytes(path.read_bytes()[: path.stat().st_size // 10])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tenth)
+    message = str(info.value)
+    reason = message.split("PyTorch's reason: ", 1)[1]
+    assert "delete the file and train again" in message and reason.startswith("RuntimeError: ")
+    assert reason.endswith(("after saving", "central directory"))  # not cut mid-sentence
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"model": small_model()}, pickled)
+    with pytest.raises(CheckpointError, match=r"not a genlab checkpoint: it stores Python objects") as info:
+        load_checkpoint(pickled)
+    message = str(info.value)
+    assert "was not an allowed global by default" in message and "delete" not in message
+    assert "add_safe_globals" not in message and "\x1b" not in message  # no advice to allowlist, no colours
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pt is not a genlab checkpoint \(0 bytes"):
+        load_checkpoint(empty)

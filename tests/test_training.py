@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import pytest
 import torch
@@ -184,7 +185,7 @@ def test_fit_or_load_trains_once_then_loads_the_same_model(tmp_path, capsys):
     assert other_budget.fit_or_load(4, path) is False and other_budget.step == 4  # 6 != 4: retrained
     assert "holds 6 steps, not 4" in capsys.readouterr().out
     wide = Trainer(GANTask(ToyGenerator(width=32), ToyDiscriminator()), toy_points(), batch_size=16, progress=False)
-    with pytest.raises(CheckpointError, match="net.0.weight"):  # another model's file: not overwritten
+    with pytest.raises(CheckpointError, match="net.0.weight.*holds another run.*delete"):  # not overwritten
         wide.fit_or_load(4, path)
     with pytest.raises(ValueError, match="fresh Trainer"):
         first.fit_or_load(6, path)
@@ -433,3 +434,79 @@ def test_cuda_step_with_amp_and_channels_last(tmp_path):
     assert trainer.options.amp_dtype == torch.bfloat16 and trainer.options.channels_last
     trainer.fit(steps=4, log_every=2, checkpoint_path=tmp_path / "c.pt")
     assert trainer.history.steps == [2, 4] and all(math.isfinite(v) for v in trainer.history.metrics["loss_d"])
+
+
+# --------------------------------------------------------------------------- the API's edges (issue 13)
+
+
+def gan_images(low: float, high: float, n: int = 32) -> torch.Tensor:
+    return torch.linspace(low, high, n * 16).view(n, 1, 4, 4)  # spans [low, high] exactly
+
+
+@pytest.mark.parametrize("low, high, advice", [(0.0, 255.0, "x / 127.5 - 1"), (-0.4242, 2.8215, "Normalize")])
+def test_gan_task_refuses_images_outside_tanh_range(low, high, advice):
+    with pytest.raises(ValueError, match=rf"\[-1, 1\], got \[{low:.3g}, {high:.3g}\].*{advice}"):
+        Trainer(gan_task(), gan_images(low, high), batch_size=16, progress=False)
+    Trainer(gan_task(), gan_images(-1.0, 1.0), batch_size=16, progress=False)  # in range: accepted
+    Trainer(gan_task(), toy_points() * 3, batch_size=16, progress=False)  # 2-D toy points: not pixels
+
+
+def test_sample_accepts_int_list_or_tensor_labels():
+    from genlab.models.gan import MLPDiscriminator, MLPGenerator
+    from genlab.models.vae import MLPVAE
+
+    torch.manual_seed(0)
+    tasks = [GANTask(MLPGenerator(latent_dim=8, hidden=(16, 32), num_classes=10),
+                     MLPDiscriminator(hidden=(32, 16), num_classes=10)),
+             VAETask(MLPVAE(hidden=16, latent_dim=4, num_classes=10))]
+    for task in tasks:
+        noise = torch.Generator().manual_seed(0)
+        as_int = task.sample(3, labels=7, generator=noise)
+        as_list = task.sample(3, labels=[7, 7, 7], generator=noise.manual_seed(0))
+        as_tensor = task.sample(3, labels=torch.tensor([7, 7, 7]), generator=noise.manual_seed(0))
+        assert as_int.shape == (3, 1, 28, 28)
+        assert torch.equal(as_int, as_list) and torch.equal(as_int, as_tensor)
+        assert task.sample(2, labels=torch.tensor(3)).shape == (2, 1, 28, 28)
+        with pytest.raises(ValueError, match="one label or 3 labels"):
+            task.sample(3, labels=[1, 2])
+    with pytest.raises(ValueError, match="unconditional"):
+        gan_task().sample(3, labels=1)
+
+
+def test_diverged_error_carries_the_value_and_the_task_hint():
+    error = TrainingDivergedError("loss", 7, math.inf, hint=LanguageModelTask.divergence_hint)
+    assert error.value == math.inf and error.step == 7 and "grad_clip" in str(error)
+    assert "[-1, 1]" not in str(error) and "pixel" not in str(error)  # no image advice for a language model
+    assert "[-1, 1]" in GANTask.divergence_hint and "[0, 1]" in VAETask.divergence_hint
+
+    class Exploding(Bigram):
+        def forward(self, idx):
+            return super().forward(idx) * math.inf
+
+    ids = torch.tensor([0, 1, 2, 3] * 50)
+    trainer = Trainer(LanguageModelTask(Exploding(4), block_size=8), ids, batch_size=4, progress=False)
+    with pytest.raises(TrainingDivergedError, match="grad_clip") as info:
+        trainer.fit(steps=2)
+    assert math.isnan(info.value.value) and info.value.metric == "loss"
+
+
+def test_saturated_discriminator_warns_once_naming_the_learning_rate():
+    from genlab.training import TrainingWarning
+
+    with pytest.warns(TrainingWarning, match=r"saturated.*lr=100.*lower it") as record:
+        Trainer(gan_task(lr=100.0), toy_points(), batch_size=16, progress=False).fit(steps=40, log_every=1)
+    assert len([w for w in record if issubclass(w.category, TrainingWarning)]) == 1
+    assert record[0].filename == __file__  # points at the caller's line, not inside genlab
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        Trainer(gan_task(lr=2e-4), toy_points(), batch_size=16, progress=False).fit(steps=40, log_every=1)
+
+
+def test_progress_bar_follows_tqdm_disable_none(capsys):
+    from genlab.runtime import progress_bar
+
+    assert progress_bar(3).disable  # pytest captures stderr: not a terminal, so no bar (tqdm's disable=None)
+    assert not progress_bar(3, progress=True).disable and progress_bar(3, progress=False).disable
+    trainer = Trainer(gan_task(), toy_points(), batch_size=16)  # progress=None by default
+    trainer.fit(steps=3)
+    assert "GANTask" not in capsys.readouterr().err  # nothing floods a non-interactive log

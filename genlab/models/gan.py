@@ -34,7 +34,8 @@ from torch import Tensor, nn
 __all__ = [
     "IMAGE_SHAPE", "DCGANCritic", "DCGANDiscriminator", "DCGANGenerator", "DiscriminatorBase", "GeneratorBase",
     "MLPDiscriminator", "MLPGenerator", "MinibatchDiscrimination", "ToyDiscriminator", "ToyGenerator",
-    "append_one_hot", "check_images", "check_labels", "count_parameters", "init_dcgan_weights", "standard_normal",
+    "append_one_hot", "as_labels", "check_images", "check_labels", "count_parameters", "init_dcgan_weights",
+    "standard_normal",
 ]
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -66,17 +67,29 @@ def standard_normal(shape: Sequence[int], *, device: torch.device | str | None =
     return eps.to(device) if device is not None else eps
 
 
+def as_labels(labels, n: int, device: torch.device | str | None = None) -> Tensor | None:
+    """Class labels for ``n`` samples as a (n,) tensor on ``device``: ``None`` stays ``None``;
+    one int (or 0-d tensor) means "all n of this class"; a list, array or (n,) tensor is taken
+    as is (its values are checked by the model). See: book/04_practice/cgan_wgan.ipynb."""
+    if labels is None:
+        return None
+    if isinstance(labels, bool):
+        raise TypeError("labels must be an int, a sequence of ints or an integer tensor, got a bool")
+    labels = torch.as_tensor(labels, device=device)
+    if labels.ndim == 0:
+        labels = labels.expand(n)
+    if tuple(labels.shape) != (n,):
+        raise ValueError(f"expected one label or {n} labels (one per sample), got shape {tuple(labels.shape)}")
+    return labels
+
+
 def prior_draw(model: nn.Module, n: int, labels: Tensor | int | None,
                generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
     """``z ~ N(0, I)`` of shape (n, model.latent_dim) on the model's device, and labels there too
-    (an int label means "all n of this class"). Shared by the GAN and VAE ``sample`` methods."""
+    (see :func:`as_labels`). Shared by the GAN and VAE ``sample`` methods."""
     device = next(model.parameters()).device
     z = standard_normal((n, model.latent_dim), device=device, generator=generator)
-    if isinstance(labels, int):
-        labels = torch.full((n,), labels, dtype=torch.long, device=device)
-    elif isinstance(labels, Tensor):
-        labels = labels.to(device)
-    return z, labels
+    return z, as_labels(labels, n, device)
 
 
 def check_labels(labels: Tensor | None, num_classes: int | None, batch_size: int, owner: str) -> Tensor | None:
@@ -206,7 +219,7 @@ class GeneratorBase(nn.Module):
                generator: torch.Generator | None = None) -> Tensor:
         """``G(z)`` for ``n`` draws ``z ~ N(0, I)`` on the model's device.
 
-        ``labels`` (conditional models only) is a (n,) tensor or one int for all samples.
+        ``labels`` (conditional models only): one int for all samples, or n of them (list or tensor).
         The train/eval mode is left to the caller: in train mode BatchNorm uses the
         batch's statistics (as during training, needs n > 1), in eval mode its running
         averages. Gradients flow (the trainer samples fakes with it); wrap display code in

@@ -136,7 +136,7 @@ class VAEBase(nn.Module):
         """Decode ``n`` draws ``z ~ N(0, I)``: the decoder's *mean* images in [0, 1], (n, 1, 28, 28).
 
         Means, not pixel samples: ``sigmoid(logits)`` for Bernoulli, the mean for Gaussian.
-        ``labels`` (conditional models) is a (n,) tensor or one int for all samples.
+        ``labels`` (conditional models): one int for all samples, or n of them (list or tensor).
         See: book/03_vae/mnist_vae.ipynb.
         """
         if not isinstance(n, int) or n < 1:
