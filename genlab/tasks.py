@@ -74,6 +74,17 @@ class Task:
     def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
         raise NotImplementedError
 
+    def labels_for(self, labels: Tensor | list[int] | int | None, n: int, model: nn.Module) -> Tensor | None:
+        """The class labels ``sample(n, labels)`` feeds a conditional ``model``: one int for all
+        ``n``, or ``n`` of them (list or tensor); by default 0, 1, 2, ... in turn."""
+        if not getattr(self, "conditional", False):
+            if labels is not None:
+                raise ValueError(f"{type(self).__name__} is unconditional (no num_classes): sample without labels")
+            return None
+        if labels is None:
+            return torch.arange(n, device=self.device) % model.num_classes
+        return as_labels(labels, n, self.device)
+
 
 def _check_labels(labels: Tensor | None, num_classes: int, who: str) -> None:
     if labels is None:
@@ -108,8 +119,8 @@ class GANTask(Task):
     gets a warning (:meth:`check_health`). See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
     """
 
-    divergence_hint = ("lower the learning rate (2e-4 to 1e-3 for the book's GANs), check the images are in "
-                       "[-1, 1], or add a gradient penalty (gp_weight)")
+    divergence_hint = ("lower the learning rate (2e-4 to 1e-3 for the book's GANs), check the images are finite "
+                       "and in [-1, 1], or add a gradient penalty (gp_weight)")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "non_saturating",
                  lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
@@ -222,30 +233,13 @@ class GANTask(Task):
         return metrics
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | list[int] | int | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        """``n`` images in [-1, 1] from the generator in eval mode.
-
-        ``labels`` (conditional GANs): one int for all ``n``, or ``n`` of them (list or tensor);
-        by default 0, 1, 2, ... in turn."""
-        labels = _sample_labels(labels, n, self.conditional, getattr(self.generator, "num_classes", None),
-                                self.device, "GANTask")
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [-1, 1] from the generator in eval mode (``labels``: see :meth:`Task.labels_for`)."""
+        labels = self.labels_for(labels, n, self.generator)
         with eval_mode(self.generator):
             z = noise("randn", (n, self.generator.latent_dim), generator, self.device)
             with self.autocast():
                 return self.generator(z, labels).float()
-
-
-def _sample_labels(labels, n: int, conditional: bool, num_classes: int | None, device: torch.device,
-                   who: str) -> Tensor | None:
-    """The labels ``sample`` uses: :func:`genlab.models.gan.as_labels`, 0, 1, 2, ... by default."""
-    if not conditional:
-        if labels is not None:
-            raise ValueError(f"{who} is unconditional (its model has no num_classes): sample without labels")
-        return None
-    if labels is None:
-        return torch.arange(n, device=device) % num_classes
-    return as_labels(labels, n, device)
 
 
 class VAETask(Task):
@@ -269,7 +263,7 @@ class VAETask(Task):
         self.models = {"vae": model}
         self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=lr)}
 
-    divergence_hint = "lower the learning rate, or check the images are in [0, 1]"
+    divergence_hint = "lower the learning rate, or check the images are finite and in [0, 1]"
 
     def check_data(self, images: Tensor, labels: Tensor | None) -> None:
         if images.min() < 0 or images.max() > 1:
@@ -299,14 +293,9 @@ class VAETask(Task):
                 "kl": terms.kl.detach().float().mean(), "beta": beta}
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | list[int] | int | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        """``n`` images in [0, 1] (``model.sample`` in eval mode).
-
-        ``labels`` (conditional VAEs): one int for all ``n``, or ``n`` of them (list or tensor);
-        by default 0, 1, 2, ... in turn."""
-        labels = _sample_labels(labels, n, self.conditional, getattr(self.model, "num_classes", None),
-                                self.device, "VAETask")
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images in [0, 1] (``model.sample`` in eval mode; ``labels``: see :meth:`Task.labels_for`)."""
+        labels = self.labels_for(labels, n, self.model)
         with eval_mode(self.model):
             return self.model.sample(n, labels=labels, generator=generator).float()
 
