@@ -9,7 +9,8 @@ each submodule is imported the first time you use it (``genlab.data.load_mnist``
 - ``genlab.likelihood``  importance-weighted NLL, bits per dimension / character
 - ``genlab.estimators``  Monte Carlo gradient estimators (pathwise / reparameterisation, score function)
 - ``genlab.tasks``       what one training step does (GANTask, VAETask, LanguageModelTask)
-- ``genlab.training``    the Trainer: loop, history, callbacks, budgets, divergence checks
+- ``genlab.training``    the Trainer: loop, budgets, divergence checks, progress
+- ``genlab.history``     a run's record (History) and the callbacks that fill it (SampleGrid, Evaluate)
 - ``genlab.checkpoint``  atomic, safe save / load / resume
 - ``genlab.book_runs``   the Part 4 GAN runs, trained once and loaded by later chapters
 - ``genlab.classifier``  the small MNIST classifier behind the metrics
@@ -48,8 +49,8 @@ __all__ = ["Profile", "__version__", "get_device", "get_profile", "seed_everythi
 
 SUBMODULES = (
     "applications", "applications_vae", "book_runs", "check", "checkpoint", "classifier", "data",
-    "diagnostics", "estimators", "games", "gan_theory", "likelihood", "losses", "metrics", "models",
-    "plots", "runtime", "tasks", "training", "vae_analysis", "widgets",
+    "diagnostics", "estimators", "games", "gan_theory", "history", "likelihood", "losses", "metrics",
+    "models", "plots", "runtime", "tasks", "training", "vae_analysis", "widgets",
 )
 
 
