@@ -267,7 +267,7 @@ class VAETask(Task):
 
     def check_data(self, images: Tensor, labels: Tensor | None) -> None:
         if images.min() < 0 or images.max() > 1:
-            raise _range_error(images, (0.0, 1.0), "VAETask (a Bernoulli decoder models pixels in [0, 1])")
+            raise _range_error(images, (0.0, 1.0), "VAETask (its decoders model pixels in [0, 1])")
         if self.conditional:
             _check_labels(labels, self.model.num_classes, "VAETask")
 
