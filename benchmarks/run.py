@@ -312,18 +312,18 @@ def machine(device: torch.device) -> str:
             f"torch {torch.__version__}")
 
 
-def write_results(section: str, body: str) -> None:
-    """Replace the section between its start/end markers in RESULTS.md (creating it if needed)."""
+def write_results(section: str, body: str, results: Path = RESULTS) -> None:
+    """Replace the section between its start/end markers in ``results`` (creating it if needed), atomically."""
     start, end = f"<!-- {section} start -->", f"<!-- {section} end -->"
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
+    text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n\n"
     block = f"{start}\n{body}\n{end}"
     if start in text and end in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = RESULTS.with_suffix(".tmp")
+    tmp = results.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, RESULTS)
+    os.replace(tmp, results)
 
 
 def main() -> None:
@@ -334,8 +334,12 @@ def main() -> None:
                         help="also time notebooks: every one, or those under the given folders/files (slow)")
     parser.add_argument("--steps", type=int, default=None, help="speed: steps per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="speed: alternating repeats (median)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="speed and quality with tiny budgets (quick profile); prints, writes nothing")
     args = parser.parse_args()
-    device, profile = genlab.get_device(), genlab.get_profile()
+    device, profile = genlab.get_device(), genlab.get_profile("quick" if args.dry_run else None)
+    if args.dry_run:
+        args.steps, args.repeats = 2, 1
     header = (f"Command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}` "
               f"(GENLAB_PROFILE={profile}); {machine(device)}; {date.today().isoformat()}; "
               f"genlab {genlab.__version__}.\n")
@@ -351,7 +355,7 @@ def main() -> None:
         table = markdown_table(quality(device, profile))
         print(table)
         parts.append(f"### Quality at the `{profile}` budget\n\n{table}")
-    if len(parts) > 1:
+    if len(parts) > 1 and not args.dry_run:
         section = f"{where}-{args.only or 'all'}"
         write_results(section, "\n".join(parts))
         print(f"written to {RESULTS.relative_to(ROOT)} (section {section})")

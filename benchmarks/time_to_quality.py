@@ -476,18 +476,12 @@ def figure(runs: list[dict], path: Path) -> None:
 
 
 def write_section(body: str, results: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
-    """Replace (or append) the time-to-quality section of ``results``, atomically."""
-    start, end = "<!-- time-to-quality:start -->", "<!-- time-to-quality:end -->"
-    text = results.read_text(encoding="utf-8")
+    """Replace (or append) the time-to-quality section of ``results``, atomically (benchmarks/run.py's writer)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run import write_results
+
     title = "## Time to quality: the book's recipes against the ones readers would copy (CPU)"
-    block = f"{start}\n{title}\n\n{body}\n{end}"
-    if start in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = results.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(results)
+    write_results("time-to-quality", f"{title}\n\n{body}", results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,7 +494,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each")
     parser.add_argument("--speed-seconds", type=float, default=20.0)
     parser.add_argument("--dry-run", action="store_true", help="a few seconds per recipe; writes nothing")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite the table and figure from benchmarks/time_to_quality.json")
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(OUTPUT.read_text())
+        body = markdown(summary_rows(saved["runs"], saved["budget"]["gan"]), saved["budget"], saved["speed"],
+                        saved.get("command", "python benchmarks/time_to_quality.py"))
+        print(body)
+        figure(saved["runs"], ROOT / "benchmarks" / "time_to_quality.png")
+        write_section(body + "\n![time to quality](time_to_quality.png)\n")
+        return 0
     if args.dry_run:
         args.seeds, args.gan_budget, args.vae_budget, args.speed_seconds = [0], 2.0, 1.0, 1.0
     budget = {"gan": args.gan_budget, "vae": args.vae_budget}
@@ -528,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if args.dry_run:
         return 0
-    OUTPUT.write_text(json.dumps({"runs": runs, "speed": speed_result, "budget": budget}, indent=1) + "\n")
+    OUTPUT.write_text(json.dumps({"runs": runs, "speed": speed_result, "budget": budget,
+                                  "command": command.strip()}, indent=1) + "\n")
     figure(runs, ROOT / "benchmarks" / "time_to_quality.png")
     write_section(body + "\n![time to quality](time_to_quality.png)\n")
     return 0
