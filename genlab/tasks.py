@@ -115,8 +115,9 @@ class GANTask(Task):
     labels are drawn uniformly (with a penalty, the critic's fakes reuse the real labels so that
     interpolates stay within a class). Image data (4-D) must lie in [-1, 1], the range of the
     tanh generators; other data (2-D toy points) is not checked. With a BCE loss, a discriminator
-    saturated (mean D(x) > 0.999 and D(G(z)) < 0.001) for ``SATURATED_ROWS`` logged rows in a row
-    gets a warning (:meth:`check_health`). See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
+    saturated on the fakes (mean D(G(z)) < 0.001, as when D(x) -> 1 and D(G(z)) -> 0, or > 0.999)
+    for ``SATURATED_ROWS`` logged rows in a row gets a warning (:meth:`check_health`).
+    See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
     """
 
     divergence_hint = ("lower the learning rate (2e-4 to 1e-3 for the book's GANs), check the images are finite "
@@ -166,19 +167,18 @@ class GANTask(Task):
                           "value_range=(-1, 1)", stacklevel=3)
 
     def check_health(self, history) -> str | None:
-        """Warn when a BCE discriminator stays saturated: D(x) ~ 1 and D(G(z)) ~ 0 (see the class)."""
+        """Warn when a BCE discriminator stays saturated on the fakes: D(G(z)) ~ 0 or ~ 1 (see the class)."""
         if self.d_kind != "minimax" or len(history) < SATURATED_ROWS:
             return None
-        rows = zip(history.metrics["d_real"][-SATURATED_ROWS:], history.metrics["d_fake"][-SATURATED_ROWS:])
-        if not all(real > 0.999 and fake < 0.001 for real, fake in rows):
+        if not all(fake < 0.001 or fake > 0.999 for fake in history.metrics["d_fake"][-SATURATED_ROWS:]):
             return None
         lr = self.optimizers["discriminator"].param_groups[0]["lr"]
-        return (f"GANTask: the discriminator has been saturated for {SATURATED_ROWS} logged rows in a row "
-                f"(mean D(x) = {history.last('d_real'):.4f}, D(G(z)) = {history.last('d_fake'):.4f}, loss_g = "
-                f"{history.last('loss_g'):.3g}): it tells every real image from every fake one, and the "
-                f"generator gets no useful signal. The likely cause is a learning rate far too high (lr={lr:g}); "
-                "lower it (the book's GANs use 2e-4 to 1e-3). Otherwise check the images are in [-1, 1] and "
-                "that the discriminator is not much stronger than the generator.")
+        return (f"GANTask: the discriminator's output on generated images has been stuck at 0 or 1 for "
+                f"{SATURATED_ROWS} logged rows in a row (mean D(x) = {history.last('d_real'):.4f}, D(G(z)) = "
+                f"{history.last('d_fake'):.4f}, loss_g = {history.last('loss_g'):.3g}): a saturated sigmoid, "
+                f"so the generator gets no useful signal. The likely cause is a learning rate far too high "
+                f"(lr={lr:g}); lower it (the book's GANs use 2e-4 to 1e-3). Otherwise check the images are in "
+                "[-1, 1] and that the discriminator is not much stronger than the generator.")
 
     def _fake(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
         device = self.device
