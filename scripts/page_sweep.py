@@ -2,7 +2,7 @@
 """Open every page of the built book in headless Chromium and measure what a reader sees wrong.
 
     python scripts/page_sweep.py                 # all pages of _build/html; table on stdout
-    python scripts/page_sweep.py book/03_vae/elbo.html --screenshots
+    python scripts/page_sweep.py book/03_vae/elbo.html --screenshots    # and full-page PNGs
 
 Each page is loaded once at 1280 px (every dropdown and solution opened), measured, then
 narrowed to 400 px and measured again. Per page it counts:
@@ -18,6 +18,7 @@ narrowed to 400 px and measured again. Per page it counts:
     wide_table_1280     tables wider than the column at 1280 px and not inside a scroll container
     table_scroll_1280   tables that fit only by scrolling sideways in their container at 1280 px (reported)
     wide_table_400      the same as wide_table_1280 at 400 px
+    mermaid_small_text  mermaid diagrams whose labels are drawn smaller than 11 px (either width)
     console_error       console errors, uncaught exceptions and failed requests for the book's own files
     kib                 bytes the page loaded from the book (HTML, CSS, JS, fonts, images), in KiB
     kib_gzip            the same as a compressing web server sends it (text gzipped, images as they are)
@@ -30,6 +31,7 @@ criteria that hold on every page. Needs Playwright and a Chromium binary (see th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import gzip
 import http.server
@@ -49,9 +51,9 @@ WIDE, NARROW = 1280, 400
 
 CRITERIA = ["inline_math_400", "display_clip_1280", "display_scroll_1280", "display_scroll_400", "raw_tex",
             "nbval_marker", "abs_path", "stray_repr", "wide_table_1280", "table_scroll_1280", "wide_table_400",
-            "console_error"]
+            "mermaid_small_text", "console_error"]
 # Informational: measured and reported, never a failure.
-INFO = {"display_scroll_1280", "display_scroll_400", "table_scroll_1280", "wide_table_400"}
+INFO = {"display_scroll_1280", "display_scroll_400", "table_scroll_1280"}
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -65,7 +67,7 @@ def pages(html: Path = HTML) -> list[str]:
     """Every page of the built book (but the root redirect), as paths under html/."""
     skip = {"index.html"}  # the redirect to book/intro.html
     found = [p.relative_to(html).as_posix() for p in html.rglob("*.html")
-             if "_static" not in p.parts and "_sources" not in p.parts]
+             if not any(part in ("_static", "_sources") or part.startswith(".") for part in p.relative_to(html).parts)]
     return sorted(p for p in found if p not in skip)
 
 
@@ -178,6 +180,14 @@ MEASURE_JS = r"""
         if (/<matplotlib\.|^\s*\[?(?:Text|Line2D|Rectangle)\(/.test(line)) note("stray_repr", line);
     }
   }
+  // mermaid diagrams (both widths): label text drawn smaller than 11 px once the SVG is scaled
+  for (const svg of article.querySelectorAll(".mermaid svg")) {
+    const view = svg.viewBox && svg.viewBox.baseVal;
+    const label = svg.querySelector(".nodeLabel, .label, text");
+    if (!view || !view.width || !label || !visible(svg)) continue;
+    const px = parseFloat(getComputedStyle(label).fontSize) * svg.getBoundingClientRect().width / view.width;
+    if (px < 11) note("mermaid_small_text", `${px.toFixed(1)} px at ${viewport}: ${label.textContent}`);
+  }
   // tables (both widths): wider than the column, with no sideways scroll container within it
   const key = viewport === "narrow" ? "wide_table_400" : "wide_table_1280";
   for (const t of article.querySelectorAll("table")) {
@@ -222,8 +232,10 @@ async () => {
   const deadline = Date.now() + 8000;
   while (Date.now() < deadline) {
     const mj = window.MathJax;
-    const mathPending = document.querySelector(".math") && !(mj && mj.startup && mj.startup.promise);
-    const mermaidPending = document.querySelector(".mermaid:not([data-processed='true'])");
+    const usesMathJax = document.querySelector("script[src*='mathjax' i], script[src*='tex-' i]");
+    const mathPending = usesMathJax && !(mj && mj.startup && mj.startup.promise);
+    const usesMermaid = [...document.querySelectorAll("script[type='module']")].some((s) => s.text.includes("mermaid"));
+    const mermaidPending = usesMermaid && document.querySelector(".mermaid:not([data-processed='true'])");
     if (!mathPending && !mermaidPending) break;
     await wait(100);
   }
@@ -269,36 +281,36 @@ class Recorder:
                 if server.local_file(request.url) is not None else None)
 
 
-def measure(page) -> dict[str, list[str]]:
+async def measure(page) -> dict[str, list[str]]:
     """The findings on the current page at both widths (page must be loaded at 1280 px)."""
-    page.evaluate(OPEN_ALL_JS)
-    page.wait_for_timeout(100)
-    page.evaluate(READY_JS)
-    found = page.evaluate(MEASURE_JS, "wide")
-    page.set_viewport_size({"width": NARROW, "height": 900})
-    page.wait_for_timeout(250)
-    for key, values in page.evaluate(MEASURE_JS, "narrow").items():
+    await page.evaluate(OPEN_ALL_JS)
+    await page.wait_for_timeout(100)
+    await page.evaluate(READY_JS)
+    found = await page.evaluate(MEASURE_JS, "wide")
+    await page.set_viewport_size({"width": NARROW, "height": 900})
+    await page.wait_for_timeout(250)
+    for key, values in (await page.evaluate(MEASURE_JS, "narrow")).items():
         found.setdefault(key, []).extend(values)
     return found
 
 
-def sweep_page(browser, server: Server, path: str, screenshots: bool = False) -> dict:
+async def sweep_page(browser, server: Server, path: str, screenshots: bool = False) -> dict:
     """Load one page at 1280 px and measure it at both widths (with full-page screenshots if asked)."""
-    page = browser.new_page(viewport={"width": WIDE, "height": 900})
+    page = await browser.new_page(viewport={"width": WIDE, "height": 900})
     recorder = Recorder(page, server)
     try:
-        page.goto(f"{server.url}/{path}", wait_until="load")
-        page.evaluate(READY_JS)
+        await page.goto(f"{server.url}/{path}", wait_until="load")
+        await page.evaluate(READY_JS)
         if screenshots:  # as a reader first sees the page: solutions closed
-            shot(page, path, WIDE)
-            page.set_viewport_size({"width": NARROW, "height": 900})
-            page.wait_for_timeout(300)
-            shot(page, path, NARROW)
-            page.set_viewport_size({"width": WIDE, "height": 900})
-            page.wait_for_timeout(300)
-        found = measure(page)
+            await shot(page, path, WIDE)
+            await page.set_viewport_size({"width": NARROW, "height": 900})
+            await page.wait_for_timeout(300)
+            await shot(page, path, NARROW)
+            await page.set_viewport_size({"width": WIDE, "height": 900})
+            await page.wait_for_timeout(300)
+        found = await measure(page)
     finally:
-        page.close()
+        await page.close()
     found["console_error"] = list(dict.fromkeys(recorder.errors))
     result = {key: len(found.get(key, [])) for key in CRITERIA}
     result["kib"] = round(recorder.bytes / 1024)
@@ -317,37 +329,44 @@ def _gzipped(path: Path) -> int:
     return len(gzip.compress(data, compresslevel=6))
 
 
-def shot(page, path: str, width: int) -> None:
+async def shot(page, path: str, width: int) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     name = path.removesuffix(".html").replace("/", "_")
-    page.screenshot(path=str(ARTIFACTS / f"{name}_{width}.png"), full_page=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}_{width}.png"), full_page=True)
+
+
+async def _sweep(paths: list[str], html: Path, wanted, workers: int) -> dict[str, dict]:
+    from playwright.async_api import async_playwright
+
+    results: dict[str, dict] = {}
+    queue = list(paths)
+    with Server(html) as server:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True)
+
+            async def worker():
+                while queue:
+                    path = queue.pop(0)
+                    results[path] = await sweep_page(browser, server, path, wanted(path))
+
+            try:
+                await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+            finally:
+                await browser.close()
+    return {path: results[path] for path in paths}
 
 
 def sweep(paths: list[str] | None = None, html: Path = HTML, screenshots: bool | set[str] = False,
-          browser=None) -> dict[str, dict]:
+          workers: int = 3) -> dict[str, dict]:
     """Measure each page (all pages of the built book by default); returns {page: {criterion: count, ...}}.
 
     ``screenshots``: True for full-page screenshots of every page, or the set of pages to shoot.
-    ``browser``: a Playwright browser to use; by default one is launched (and closed) here.
+    ``workers``: pages loaded at once (loading is partly waiting, so 3 keep 2 cores busy).
+    Uses Playwright's async API in its own event loop: call it from plain (non-async) code.
     """
     paths = pages(html) if paths is None else paths
     wanted = (lambda path: True) if screenshots is True else (lambda path: path in (screenshots or ()))
-    results: dict[str, dict] = {}
-    with Server(html) as server:
-        if browser is not None:
-            for path in paths:
-                results[path] = sweep_page(browser, server, path, wanted(path))
-            return results
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as p:
-            own = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True)
-            try:
-                for path in paths:
-                    results[path] = sweep_page(own, server, path, wanted(path))
-            finally:
-                own.close()
-    return results
+    return asyncio.run(_sweep(paths, html, wanted, workers))
 
 
 def table(results: dict[str, dict]) -> str:
@@ -356,7 +375,7 @@ def table(results: dict[str, dict]) -> str:
              "display_scroll_400": "dscr400",
              "raw_tex": "tex", "nbval_marker": "nbval", "abs_path": "path", "stray_repr": "repr",
              "wide_table_1280": "tab1280", "table_scroll_1280": "tscr1280", "wide_table_400": "tab400",
-             "console_error": "err", "kib_gzip": "gzip"}
+             "mermaid_small_text": "mermaid", "console_error": "err", "kib_gzip": "gzip"}
     columns = [*CRITERIA, "kib", "kib_gzip"]
     heads = [short.get(c, c) for c in columns]
     width = max([len("page"), *(len(p) for p in results)])
@@ -382,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pages", nargs="*", help="pages under _build/html (default: all)")
     parser.add_argument("--html", type=Path, default=HTML)
-    parser.add_argument("--screenshots", action="store_true", help="full-page PNGs at both widths in tests/artifacts/")
+    parser.add_argument("--screenshots", nargs="*", metavar="PAGE",
+                        help="full-page PNGs at both widths in tests/artifacts/ (of these pages; none named: all)")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ARTIFACTS, help="folder for page_sweep.txt and .json")
     args = parser.parse_args(argv)
     if not (args.html / "index.html").exists():
         print(f"no built book in {args.html}: run `python3 tasks.py book` first")
@@ -391,9 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         print("no Chromium binary: apt-get install chromium, or set GENLAB_CHROMIUM")
         return 1
     started = time.perf_counter()
-    results = sweep(args.pages or None, args.html, args.screenshots)
+    screenshots = (set(args.screenshots) or True) if args.screenshots is not None else False
+    results = sweep(args.pages or None, args.html, screenshots, args.workers)
     print(table(results))
-    print(f"{len(results)} pages in {time.perf_counter() - started:.0f} s; written to {write(results)}")
+    print(f"{len(results)} pages in {time.perf_counter() - started:.0f} s; written to {write(results, args.out)}")
     return 0
 
 
