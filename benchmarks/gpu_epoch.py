@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows.append(measure(name, batch_size, make, device, warmup, steps))
         except Exception as error:  # noqa: BLE001 - report a variant that fails, keep the others
+            print(f"{name} failed: {type(error).__name__}: {str(error)[:2000]}", flush=True)
             rows.append({"variant": name, "batch": batch_size, "ms/step": f"failed: {type(error).__name__}",
                          "s per 60k epoch": "", "warm-up s (compile, capture)": ""})
         print(rows[-1], flush=True)
