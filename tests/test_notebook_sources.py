@@ -79,3 +79,34 @@ def test_page_math_renders_without_the_book_config(path):
     assert not unknown, (f"{path.relative_to(ROOT)} uses TeX commands plain MathJax 3 may not know: "
                          f"{sorted(unknown)}; write them out (e.g. \\mathbb{{E}} for \\E), or add a "
                          "standard command to STANDARD_COMMANDS in this test")
+
+
+# Chinese renderings the glossary rejects (issue 13): "Inception" is a network's name, not 初始;
+# 众数 is the statistical mode of values, not a mode of a distribution; "latent" is 潜 throughout.
+REJECTED_TERMS = {"初始距离": "Fréchet Inception 距离", "初始分数": "Inception 分数", "众数": "模式",
+                  "隐变量": "潜变量", "隐空间": "潜空间", "责任度": "响应度", "码率": "率"}
+
+
+def key_term_rows(text: str) -> list[str]:
+    start = text.find("Key terms")
+    if start < 0:
+        return []
+    rows = []
+    for line in text[start:].splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            rows.append(line)
+    return rows
+
+
+def test_the_term_check_finds_a_rejected_rendering():
+    rows = key_term_rows("## Key terms\n\n| English | 中文 |\n|---|---|\n| latent variable | 隐变量 |\n\n## References")
+    assert [term for row in rows for term in REJECTED_TERMS if term in row] == ["隐变量"]
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_key_terms_use_the_glossary_renderings(path):
+    rows = [row for text in prose(path) for row in key_term_rows(text)]
+    found = {term: fix for row in rows for term, fix in REJECTED_TERMS.items() if term in row}
+    assert not found, f"{path.relative_to(ROOT)}: key terms use rejected renderings {found} (term: use instead)"
