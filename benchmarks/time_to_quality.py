@@ -503,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="a few seconds per recipe; writes nothing")
     parser.add_argument("--merge", action="store_true",
                         help="keep the saved runs of the other family (and the speed line unless it is re-measured)")
+    parser.add_argument("--speed", action="store_true", help="also re-measure the Trainer-vs-peer speed line")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the table and figure from benchmarks/time_to_quality.json")
     args = parser.parse_args(argv)
@@ -536,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         for job in jobs:
             runs.append(_run_star(job))
             print(f"  {job[0]} seed {job[1]}: final {runs[-1]['curve'][-1]}", flush=True)
-    speed_result = speed(args.speed_seconds, 1 if args.dry_run else 3) if args.family in ("all", "gan") else None
+    measure_speed = args.family in ("all", "gan") or args.speed
+    speed_result = speed(args.speed_seconds, 1 if args.dry_run else 3) if measure_speed else None
     if args.merge and OUTPUT.exists():
         saved = json.loads(OUTPUT.read_text())
         runs = [r for r in saved["runs"] if r["family"] != args.family] + runs

@@ -63,13 +63,32 @@ def eval_mode(model) -> Iterator[None]:
         model.train(was_training)
 
 
+def _is_notebook_cell(filename: str) -> bool:
+    """IPython runs each cell from a temporary file (``/tmp/ipykernel_1234/5678.py``, or
+    ``<ipython-input-...>`` in older versions): a path that means nothing to a reader."""
+    folder, name = os.path.split(filename)
+    return filename.startswith("<ipython-input") or (
+        os.path.basename(folder).startswith("ipykernel_") and name.removesuffix(".py").isdigit())
+
+
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn`` pointing at the first caller outside genlab: the user's line, not ours."""
+    """``warnings.warn`` pointing at the first caller outside genlab: the user's line, not ours.
+
+    In a notebook the location reads ``notebook cell:LINE`` instead of the kernel's temporary
+    file, so stored outputs carry no machine-specific path. Python's usual filters apply (by
+    default each location warns once).
+    """
     package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
+    frame = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level + 1)
+        frame = frame.f_back
+    if frame is None:
+        warnings.warn(message, category, stacklevel=2)
+        return
+    filename = frame.f_code.co_filename
+    warnings.warn_explicit(message, category, "notebook cell" if _is_notebook_cell(filename) else filename,
+                           frame.f_lineno, module=frame.f_globals.get("__name__", "__main__"),
+                           registry=frame.f_globals.setdefault("__warningregistry__", {}))
 
 
 def progress_bar(total: int | None, progress: bool | None = None, desc: str | None = None):

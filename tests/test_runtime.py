@@ -67,3 +67,23 @@ def test_eval_mode_restores_the_previous_mode_even_after_an_error():
     with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
         raise RuntimeError("boom")
     assert model.training
+
+
+def test_warn_points_at_the_callers_line_and_hides_notebook_temp_files(tmp_path):
+    import warnings
+
+    from genlab.runtime import _is_notebook_cell, warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn("a message", RuntimeWarning)
+    assert caught[0].filename == __file__ and caught[0].category is RuntimeWarning
+    # a cell that IPython ran from its temporary file
+    cell = tmp_path / "ipykernel_4242" / "123456.py"
+    cell.parent.mkdir()
+    cell.write_text("from genlab.runtime import warn\nwarn('from a cell', UserWarning)\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(cell.read_text(), str(cell), "exec"), {"__name__": "__main__"})
+    assert caught[0].filename == "notebook cell" and caught[0].lineno == 2
+    assert _is_notebook_cell("<ipython-input-3-abc>") and not _is_notebook_cell("/home/me/train.py")

@@ -332,12 +332,14 @@ class DCGANDiscriminator(DiscriminatorBase):
     """DCGAN discriminator: Conv 28 -> 14 -> LeakyReLU -> Conv 14 -> 7 (+BN) -> LeakyReLU -> Linear -> (B,).
 
     No BatchNorm on the first layer (Radford et al., 2016); ``batch_norm=True`` adds it to the
-    second. ``dropout`` follows each activation. Weights use :func:`init_dcgan_weights`.
-    See: book/04_practice/dcgan.ipynb.
+    second. ``dropout`` (opt-in, default 0) follows each activation: TensorFlow's DCGAN tutorial
+    uses 0.3, but on a CPU it costs about 40% of every step and, measured in
+    benchmarks/RESULTS.md (time to quality), reached each FID-MNIST threshold later, not sooner.
+    Weights use :func:`init_dcgan_weights`. See: book/04_practice/dcgan.ipynb.
     """
 
     def __init__(self, channels: Sequence[int] = (64, 128), num_classes: int | None = None,
-                 batch_norm: bool = False, dropout: float = 0.3) -> None:
+                 batch_norm: bool = False, dropout: float = 0.0) -> None:
         c1, c2 = _check_widths(channels, "channels", length=2)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
