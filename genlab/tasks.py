@@ -117,6 +117,9 @@ class GANTask(Task):
     tanh generators; other data (2-D toy points) is not checked. With a BCE loss, a discriminator
     saturated on the fakes (mean D(G(z)) < 0.001, as when D(x) -> 1 and D(G(z)) -> 0, or > 0.999)
     for ``SATURATED_ROWS`` logged rows in a row gets a warning (:meth:`check_health`).
+    ``reuse_fakes=True`` (``n_critic=1`` only) is pytorch/examples' DCGAN loop: the generator's
+    step scores the discriminator step's fakes again (with gradients) instead of drawing fresh
+    noise, one generator forward pass per step instead of two.
     See: book/04_practice/mlp_gan.ipynb (WGAN: cgan_wgan.ipynb).
     """
 
@@ -126,12 +129,15 @@ class GANTask(Task):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: str = "non_saturating",
                  lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
                  gp_weight: float = 0.0, clip_weights: float | None = None, conditional: bool | None = None,
-                 optimizer: str = "adam") -> None:
+                 optimizer: str = "adam", reuse_fakes: bool = False) -> None:
         if loss not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; expected one of {list(GAN_LOSSES)}")
         if n_critic < 1 or gp_weight < 0 or (clip_weights is not None and clip_weights <= 0):
             raise ValueError(f"need n_critic >= 1, gp_weight >= 0, clip_weights > 0 or None; got "
                              f"{n_critic}, {gp_weight}, {clip_weights}")
+        if reuse_fakes and n_critic != 1:
+            raise ValueError(f"reuse_fakes=True needs n_critic=1 (one batch of fakes per step), "
+                             f"got n_critic={n_critic}")
         if gp_weight > 0 and clip_weights is not None:
             raise ValueError("choose one Lipschitz constraint: gp_weight (WGAN-GP) or clip_weights (WGAN)")
         if loss == "wasserstein" and gp_weight == 0 and clip_weights is None:
@@ -145,6 +151,7 @@ class GANTask(Task):
             raise ValueError(f"unknown optimizer {optimizer!r}; expected 'adam' or 'rmsprop'")
         self.generator, self.discriminator = generator, discriminator
         self.loss, self.n_critic, self.gp_weight, self.clip_weights = loss, n_critic, gp_weight, clip_weights
+        self.reuse_fakes = reuse_fakes
         self.d_kind, self.g_kind = GAN_LOSSES[loss]
         self.batches_per_step = n_critic
         self.models = {"generator": generator, "discriminator": discriminator}
@@ -197,8 +204,12 @@ class GANTask(Task):
             if self.conditional and self.gp_weight > 0:
                 fake_labels = real_labels
             with self.autocast():
-                with torch.no_grad():
-                    fake = G(z, fake_labels)  # no generator gradients in the critic's step
+                if self.reuse_fakes:
+                    fake_for_g = G(z, fake_labels)  # (B, ...) kept with its graph for the generator's step
+                    fake = fake_for_g.detach()  # no generator gradients in the critic's step
+                else:
+                    with torch.no_grad():
+                        fake = G(z, fake_labels)  # no generator gradients in the critic's step
                 real_logits, fake_logits = D(real, real_labels).float(), D(fake, fake_labels).float()  # (B,)
                 loss_d = discriminator_loss(real_logits, fake_logits, kind=self.d_kind)
             total = loss_d
@@ -221,9 +232,11 @@ class GANTask(Task):
 
         D.requires_grad_(False)  # the generator's step needs gradients w.r.t. G only
         try:
-            z, fake_labels = self._fake(images.shape[0] // self.n_critic, generator)
+            if not self.reuse_fakes:
+                z, fake_labels = self._fake(images.shape[0] // self.n_critic, generator)
             with self.autocast():
-                loss_g = generator_loss(D(G(z, fake_labels), fake_labels).float(), kind=self.g_kind)
+                fake = fake_for_g if self.reuse_fakes else G(z, fake_labels)  # (B, ...)
+                loss_g = generator_loss(D(fake, fake_labels).float(), kind=self.g_kind)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()

@@ -347,6 +347,26 @@ def test_gan_task_rejects_bad_configurations():
         gan_task(loss="wasserstein")
 
 
+def test_reuse_fakes_runs_the_generator_once_per_step_and_scores_the_same_fakes():
+    """pytorch/examples' loop: the generator's step reuses the discriminator step's fakes."""
+    calls = {True: 0, False: 0}
+    for reuse in (True, False):
+        task = gan_task(reuse_fakes=reuse)
+        task.generator.register_forward_hook(lambda module, inputs, output, reuse=reuse: calls.__setitem__(
+            reuse, calls[reuse] + 1))
+        Trainer(task, toy_points(), batch_size=16, progress=False).fit(steps=3)
+    assert calls == {True: 3, False: 6}
+    # the generator's loss is computed on the fakes the discriminator just saw (after its update)
+    task = gan_task(reuse_fakes=True)
+    seen = []
+    task.discriminator.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    Trainer(task, toy_points(), batch_size=16, progress=False).fit(steps=1)
+    real, fake_for_d, fake_for_g = seen
+    assert torch.equal(fake_for_d, fake_for_g)
+    with pytest.raises(ValueError, match="reuse_fakes=True needs n_critic=1"):
+        gan_task(reuse_fakes=True, n_critic=2)
+
+
 # --------------------------------------------------------------------------- VAE and language model
 
 
