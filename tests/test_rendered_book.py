@@ -218,8 +218,8 @@ def test_internal_links_resolve():
 
 # Criteria that hold on every page: asserted per page. The others (see page_sweep.CRITERIA)
 # still fail on some pages because of chapter content; they are measured and reported.
-ASSERTED = ["display_clip_1280", "raw_tex", "nbval_marker", "wide_table_1280", "wide_table_400", "mermaid_small_text",
-            "console_error"]
+ASSERTED = ["inline_math_400", "display_clip_1280", "raw_tex", "nbval_marker", "wide_table_1280", "wide_table_400",
+            "mermaid_small_text", "console_error"]
 SCREENSHOTS = {"book/01_concepts/family_tree.html", "book/02_gan_math/optimal_discriminator.html",
                "book/04_practice/cgan_wgan.html"}
 PAGES = page_sweep.pages(HTML) if (HTML / "index.html").exists() else []
@@ -245,8 +245,8 @@ def sweep():
 
 @pytest.mark.parametrize("path", PAGES)
 def test_page_reads_right(sweep, path):
-    """No clipped display math at 1280 px, no raw TeX, no test markers, no table past the column (1280 and
-    400 px), no tiny diagram labels, no console errors."""
+    """No inline formula past its column at 400 px, no clipped display math at 1280 px, no raw TeX, no test
+    markers, no table past the column (1280 and 400 px), no tiny diagram labels, no console errors."""
     row = sweep[path]
     failing = {criterion: row["examples"].get(criterion, []) for criterion in ASSERTED if row[criterion]}
     assert not failing, f"{path}: {failing}"
@@ -289,7 +289,10 @@ def test_sweep_sees_every_defect(tmp_path):
     (tmp_path / "index.html").write_text("<!doctype html><title>root</title>")
     (tmp_path / "broken.html").write_text(BROKEN_PAGE)
     (tmp_path / "clean.html").write_text(BROKEN_PAGE.split("<article")[0] + "<article class='bd-article'>"
-                                         "<p>Nothing wrong here.</p></article></body></html>")
+                                         "<p>Nothing wrong here, and a short formula that fits its line: "
+                                         "<span class='math'><mjx-container><mjx-math style='width: 120px'>"
+                                         "</mjx-math></mjx-container>"
+                                         "</span>.</p></article></body></html>")
     results = _run_sweep("broken.html", "clean.html", "--html", str(tmp_path), "--out", str(tmp_path / "out"))
     judged = [c for c in page_sweep.CRITERIA if c not in page_sweep.INFO]
     missed = [c for c in judged if results["broken.html"][c] == 0]
