@@ -130,11 +130,10 @@ class Recipe:
 
 
 def _batches(images: torch.Tensor, batch_size: int, generator: torch.Generator):
-    """Shuffled epochs of in-memory images (a DataLoader with shuffle=True, drop_last=True)."""
-    while True:
-        order = torch.randperm(len(images), generator=generator)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield images[order[start:start + batch_size]]
+    """Shuffled epochs of in-memory images, as a DataLoader with shuffle=True, drop_last=True gives them."""
+    from genlab.data import iterate_minibatches
+
+    return (batch for (batch,) in iterate_minibatches(images, batch_size=batch_size, generator=generator))
 
 
 def _peer_pytorch_gan(seed: int, train: torch.Tensor):

@@ -20,8 +20,11 @@ from nbclient import NotebookClient
 
 def execute(path: Path, output: Path | None = None, timeout: int = 1800) -> float:
     notebook = nbformat.read(path, as_version=4)
+    # Minimal tracebacks: a cell that raises on purpose stores the one-line error a reader needs,
+    # not 40 lines through torch internals with this machine's paths (readers' own runs keep full ones)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            extra_arguments=["--InteractiveShell.xmode=Minimal"])
     started = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - started
