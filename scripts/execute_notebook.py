@@ -5,6 +5,7 @@
     python scripts/execute_notebook.py --output-dir executed book/**/*.ipynb   # keep the originals
 
 In place by default; with ``--output-dir`` the executed copies go there (same relative paths).
+Progress bars are stored as one line of text (scripts/static_progress.py), not as widgets.
 Prints the wall time of each notebook, which benchmarks/RESULTS.md collects.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from static_progress import static_progress
 
 
 def execute(path: Path, output: Path | None = None, timeout: int = 1800) -> float:
@@ -28,6 +30,8 @@ def execute(path: Path, output: Path | None = None, timeout: int = 1800) -> floa
     started = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - started
+    # Finished tqdm bars are stored as their one-line text, not as widgets (scripts/static_progress.py)
+    static_progress(notebook)
     output = output or path
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output)

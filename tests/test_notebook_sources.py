@@ -7,6 +7,7 @@ uses a command that plain MathJax 3 does not know, or when ``_config.yml`` grows
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -110,3 +111,52 @@ def test_key_terms_use_the_glossary_renderings(path):
     rows = [row for text in prose(path) for row in key_term_rows(text)]
     found = {term: fix for row in rows for term, fix in REJECTED_TERMS.items() if term in row}
     assert not found, f"{path.relative_to(ROOT)}: key terms use rejected renderings {found} (term: use instead)"
+
+
+# Stored tqdm bars (issue 14): a widget view needs the 3.5 MB widget manager, renders clipped on a
+# desktop and not at all on a phone. scripts/execute_notebook.py stores each as one line of text.
+_spec = importlib.util.spec_from_file_location("static_progress", ROOT / "scripts" / "static_progress.py")
+static_progress = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(static_progress)
+
+_TQDM_STATE = {
+    "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_a1", "IPY_MODEL_b2", "IPY_MODEL_c3"]}},
+    "a1": {"model_name": "HTMLModel", "state": {"value": "GANTask:\u2007100%"}},
+    "b2": {"model_name": "FloatProgressModel", "state": {"value": 300.0, "max": 300.0}},
+    "c3": {"model_name": "HTMLModel", "state": {"value": "\u2007300/300\u2007[00:28&lt;00:00,\u2007"
+                                                         "13.36it/s,\u2007loss_d=1.128,\u2007loss_g=1.2]"}},
+    "slider": {"model_name": "FloatSliderModel", "state": {"layout": "IPY_MODEL_lay"}},
+    "lay": {"model_name": "LayoutModel", "state": {}},
+}
+
+
+def _notebook_with(*model_ids: str) -> dict:
+    view = static_progress.VIEW
+    outputs = [{"output_type": "display_data", "metadata": {},
+                "data": {view: {"model_id": m, "version_major": 2, "version_minor": 0},
+                         "text/plain": "GANTask:   0%|          | 0/300 [00:00<?, ?it/s]"}} for m in model_ids]
+    state = {"state": json.loads(json.dumps(_TQDM_STATE)), "version_major": 2, "version_minor": 0}
+    return {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": outputs}],
+            "metadata": {"widgets": {static_progress.STATE: state}}}
+
+
+def test_a_stored_tqdm_bar_becomes_its_final_line_and_real_widgets_stay():
+    notebook = _notebook_with("box")
+    assert static_progress.tqdm_outputs(notebook) == [0]
+    assert static_progress.static_progress(notebook) == 1
+    assert notebook["cells"][0]["outputs"] == [{"name": "stdout", "output_type": "stream", "text":
+                                                "GANTask: 100%|██████████| 300/300 [00:28<00:00, 13.36it/s]\n"
+                                                "  loss_d=1.128, loss_g=1.2\n"}]
+    assert "widgets" not in notebook["metadata"] and static_progress.tqdm_outputs(notebook) == []
+    mixed = _notebook_with("box", "slider")
+    assert static_progress.static_progress(mixed) == 1
+    kept = mixed["metadata"]["widgets"][static_progress.STATE]["state"]
+    assert sorted(kept) == ["lay", "slider"]  # the bar's models go, the slider and its layout stay
+
+
+@pytest.mark.parametrize("path", [p for p in pages() if p.suffix == ".ipynb"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_stored_tqdm_widget(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = static_progress.tqdm_outputs(notebook)
+    assert not cells, (f"{path.relative_to(ROOT)} stores tqdm progress widgets in cells {cells}: run "
+                       f"python scripts/static_progress.py {path.relative_to(ROOT)}")
