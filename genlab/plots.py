@@ -20,17 +20,22 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from torch import Tensor
 
 from genlab.data.images import to_unit_range
 
 __all__ = [
-    "image_grid", "plot_2d_samples", "plot_density_2d", "plot_history", "plot_interpolation",
-    "plot_label_histogram", "plot_latent_map", "plot_samples_over_time", "show_images",
+    "COLUMN_INCHES", "fit_column", "image_grid", "plot_2d_samples", "plot_density_2d", "plot_history",
+    "plot_interpolation", "plot_label_histogram", "plot_latent_map", "plot_samples_over_time", "show_images",
 ]
 
 CELL_INCHES = 0.55  # size of one 28x28 digit on screen: small figures keep notebooks small
 MAX_WIDTH_INCHES = 9.0
+# The book's text column is 688 px wide (368 px on a phone); figures are drawn at 100 dpi, so a
+# figure at most 7 inches wide is shown (almost) unscaled and 7-point text is >= 9 px on screen.
+COLUMN_INCHES = 7.0
+MIN_FONT_POINTS = 7.0
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -67,6 +72,64 @@ def _new_axis(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Ax
         return ax.figure, ax
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return fig, ax
+
+
+def fit_column(
+    fig: Figure,
+    ncols: int | None = None,
+    width: float = COLUMN_INCHES,
+    panel_height: float | None = None,
+    transpose: bool = False,
+    min_fontsize: float = MIN_FONT_POINTS,
+) -> Figure:
+    """Lay a multi-panel figure out for the book's column: legible at 688 px (and on a phone).
+
+    A 10-inch figure with a row of small panels is shrunk to the column, and its 6-point
+    titles end up 4-6 px tall. This moves the figure's grid of panels into ``ncols`` columns
+    (row by row; ``transpose=True`` first swaps rows and columns, so a row per toy and a column
+    per variant becomes a row per variant), sets the width to ``width`` inches, the height to
+    ``panel_height`` inches per row (default: the panels keep their aspect ratio), raises every
+    text smaller than ``min_fontsize`` points to it, and redoes the layout. Returns ``fig``.
+    See: book/02_gan_math/mode_collapse.ipynb.
+    """
+    grid_axes = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
+    if not grid_axes:
+        raise ValueError("fit_column needs a figure made with plt.subplots (its panels have no grid)")
+    if ncols is not None and ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    if width <= 0 or (panel_height is not None and panel_height <= 0) or min_fontsize <= 0:
+        raise ValueError(f"width, panel_height and min_fontsize must be positive, got {width}, "
+                         f"{panel_height}, {min_fontsize}")
+    rows, cols = grid_axes[0].get_subplotspec().get_gridspec().get_geometry()
+    old_w, old_h = fig.get_size_inches()
+    old_panel = (old_w / cols, old_h / rows)
+    places = []
+    for ax in grid_axes:
+        spec = ax.get_subplotspec()
+        r, c = spec.rowspan.start, spec.colspan.start
+        places.append((c, r) if transpose else (r, c))
+    if transpose:
+        rows, cols = cols, rows
+    new_cols = ncols or cols
+    index = [r * cols + c for r, c in places]
+    new_rows = max(i // new_cols for i in index) + 1
+    gridspec = fig.add_gridspec(new_rows, new_cols)
+    for ax, i in zip(grid_axes, index):
+        ax.set_subplotspec(gridspec[i // new_cols, i % new_cols])
+        # panels that shared a row or column may now be at an edge: show every tick label
+        ax.tick_params(labelleft=True, labelbottom=True)
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = axis.get_ticklabels()
+            if ticks and ticks[0].get_fontsize() < min_fontsize:
+                axis.set_tick_params(labelsize=min_fontsize)
+    height = panel_height if panel_height is not None else old_panel[1] * (width / new_cols) / old_panel[0]
+    fig.set_size_inches(width, height * new_rows + (0.3 if fig.get_suptitle() else 0.0))
+    for text in fig.findobj(lambda artist: hasattr(artist, "get_fontsize") and hasattr(artist, "set_fontsize")):
+        if text.get_fontsize() < min_fontsize:
+            text.set_fontsize(min_fontsize)
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.tight_layout()  # a constrained layout redoes itself when drawn
+    return fig
 
 
 def _grid_shape(batch: int, nrow: int) -> tuple[int, int]:

@@ -48,6 +48,11 @@ __all__ = [
 
 Decoder = Callable[..., Tensor] | nn.Module
 
+# The explorer's picture fills the book's 688 px text column (and shrinks with it on a phone);
+# drawn 6.8 x 3.2 inches, its 9-point title is ~12 px and its 7-point legend ~10 px on screen.
+EXPLORER_INCHES = (6.8, 3.2)
+EXPLORER_PX = 680
+
 
 # ----------------------------------------------------------------------------- decoding helpers
 
@@ -119,10 +124,14 @@ def _png(grid: Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def _figure_png(fig: Figure) -> bytes:
-    """Render and close a figure (closing stops notebooks from also showing it inline)."""
+def _figure_png(fig: Figure, dpi: int = 150) -> bytes:
+    """Render and close a figure (closing stops notebooks from also showing it inline).
+
+    At 150 dpi a figure :data:`EXPLORER_INCHES` wide is 1,020 px: crisp when the page shows
+    it :data:`EXPLORER_PX` px wide, also on high-density screens.
+    """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -373,7 +382,8 @@ def optimal_discriminator_panel(
     (D* = 1/2 everywhere, V = -log 4).
     See: book/02_gan_math/optimal_discriminator.ipynb.
     """
-    fig, axes = plt.subplots(1, len(settings), figsize=(3.2 * len(settings), 2.8), squeeze=False,
+    # at most 7 inches wide: shown unscaled in the book's 688 px column, so 7-point text stays >= 9 px
+    fig, axes = plt.subplots(1, len(settings), figsize=(min(7.0, 2.4 * len(settings)), 3.0), squeeze=False,
                              sharey=True, layout="constrained")
     window = np.linspace(-5.0, 5.0, 2001)
     for ax, (mu_g, sigma_g) in zip(axes[0], settings, strict=True):
@@ -382,6 +392,7 @@ def optimal_discriminator_panel(
         for key in ("p_data", "p_g", "d_star"):
             shown[key] = np.interp(window, curves["x"], curves[key])
         plot_optimal_discriminator(shown, ax=ax)
+        ax.set_title(f"V(D*, G) = {curves['value']:.3f}\nJS = {curves['js']:.3f}", fontsize=9)  # fits a narrow panel
         ax.set_xlabel(f"$\\mu_g$ = {mu_g:g}, $\\sigma_g$ = {sigma_g:g}", fontsize=8)
     return fig
 
@@ -399,18 +410,26 @@ def optimal_discriminator_explorer(
     widgets = _ipywidgets()
     if widgets is None:
         return optimal_discriminator_panel(mu_data=mu_data, sigma_data=sigma_data)
-    mean = widgets.FloatSlider(value=mu_g, min=-5.0, max=5.0, step=0.1, description="mean of p_g")
-    width = widgets.FloatSlider(value=sigma_g, min=0.2, max=3.0, step=0.05, description="std of p_g")
-    image = widgets.Image(format="png")
+    # Short labels shown in full; each slider takes half a row and wraps to its own row on a phone
+    slider_layout = {"flex": "1 1 240px", "min_width": "200px", "max_width": "420px"}
+    style = {"description_width": "initial"}
+    mean = widgets.FloatSlider(value=mu_g, min=-5.0, max=5.0, step=0.1, description="p_g mean",
+                               style=style, layout=widgets.Layout(**slider_layout))
+    width = widgets.FloatSlider(value=sigma_g, min=0.2, max=3.0, step=0.05, description="p_g std",
+                                style=style, layout=widgets.Layout(**slider_layout))
+    image = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{EXPLORER_PX}px",
+                                                              height="auto"))
     readout = widgets.HTML()
 
     def redraw(_change: Any = None) -> None:
         curves = optimal_discriminator_curves(mean.value, width.value, mu_data, sigma_data)
-        image.value = _figure_png(plot_optimal_discriminator(curves))
+        fig, ax = plt.subplots(figsize=EXPLORER_INCHES, layout="constrained")
+        image.value = _figure_png(plot_optimal_discriminator(curves, ax=ax))
         readout.value = (f"V(D*, G) = {curves['value']:.4f} &nbsp; JS = {curves['js']:.4f} "
                          f"&nbsp; -log 4 + 2 JS = {-math.log(4) + 2 * curves['js']:.4f}")
 
     mean.observe(redraw, names="value")
     width.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([mean, width]), readout, image])
+    return widgets.VBox([widgets.HBox([mean, width], layout=widgets.Layout(flex_flow="row wrap", width="100%")),
+                         readout, image], layout=widgets.Layout(width="100%"))

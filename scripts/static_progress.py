@@ -14,8 +14,10 @@ it on a phone. This script turns each stored bar into the line a terminal would 
 
 (a ``stdout`` stream, so the book merges it with the cell's printed results), then drops the
 widget state nothing displays any more, and the whole ``widgets`` metadata when no real widget
-is left. Real widgets (sliders, explorers) are kept. ``scripts/execute_notebook.py`` applies it
-after every execution; only stored outputs change, nothing is re-executed.
+is left. Real widgets (sliders, explorers) are kept, unless their cell is tagged ``remove-output``
+(the book never shows them; their state would only make the page load the widget manager).
+``scripts/execute_notebook.py`` applies it after every execution; only stored outputs change,
+nothing is re-executed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ MODEL_REF = re.compile(r"IPY_MODEL_(\w+)")
 # tqdm's right-hand text: " 300/300 [00:28<00:00, 13.36it/s, loss_d=1.1, ...]"
 RIGHT = re.compile(r"^\s*(?P<count>\S+)\s*\[(?P<elapsed>[^,\]]*),\s*(?P<rate>[^,\]]*)(?:,\s*(?P<postfix>.*))?\]\s*$")
 BAR_WIDTH = 10
+HIDDEN = {"remove-output", "remove-cell"}  # cell tags whose outputs the book does not render
 
 
 def _states(notebook: dict) -> dict[str, dict]:
@@ -87,8 +90,10 @@ def _referenced(value: Any) -> set[str]:
 def static_progress(notebook: dict) -> int:
     """Replace every stored tqdm widget output of ``notebook`` (nbformat dict) in place.
 
-    Returns the number of bars replaced. Widget state that no remaining output reaches is
-    dropped; ``metadata.widgets`` goes entirely when no widget view is left.
+    Returns the number of widget outputs replaced or dropped: a widget in a cell tagged
+    ``remove-output`` or ``remove-cell`` is never shown, so its output goes. Widget state that
+    no remaining output reaches is dropped; ``metadata.widgets`` goes entirely when no widget
+    view is left.
     """
     states = _states(notebook)
     replaced = 0
@@ -97,12 +102,16 @@ def static_progress(notebook: dict) -> int:
         outputs = cell.get("outputs")
         if not outputs:
             continue
+        hidden = bool(HIDDEN & set(cell.get("metadata", {}).get("tags", [])))
         new_outputs = []
         for output in outputs:
             view = output.get("data", {}).get(VIEW) if output.get("output_type") in (
                 "display_data", "execute_result") else None
             if view is None:
                 new_outputs.append(output)
+                continue
+            if hidden:  # the book never shows it: drop the view, so its state is dropped too
+                replaced += 1
                 continue
             line = tqdm_line(view.get("model_id", ""), states)
             if line is None:
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         count = static_progress(notebook)
         if count or json.dumps(notebook.get("metadata", {}).get("widgets")) != before:
             nbformat.write(notebook, path)
-            print(f"{path}: {count} progress bar(s) stored as text")
+            print(f"{path}: {count} widget output(s) stored as text or dropped")
     return status
 
 

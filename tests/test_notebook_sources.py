@@ -152,6 +152,10 @@ def test_a_stored_tqdm_bar_becomes_its_final_line_and_real_widgets_stay():
     assert static_progress.static_progress(mixed) == 1
     kept = mixed["metadata"]["widgets"][static_progress.STATE]["state"]
     assert sorted(kept) == ["lay", "slider"]  # the bar's models go, the slider and its layout stay
+    hidden = _notebook_with("slider")
+    hidden["cells"][0]["metadata"]["tags"] = ["remove-output"]  # never rendered: no state needed
+    assert static_progress.static_progress(hidden) == 1
+    assert hidden["cells"][0]["outputs"] == [] and "widgets" not in hidden["metadata"]
 
 
 @pytest.mark.parametrize("path", [p for p in pages() if p.suffix == ".ipynb"], ids=lambda p: str(p.relative_to(ROOT)))

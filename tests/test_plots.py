@@ -239,3 +239,30 @@ def test_plot_history_reads_the_real_training_history():
     lines = _lines_by_label(plots.plot_history(history).axes[0])
     assert list(lines["d_loss"].get_xdata()) == [10, 20]
     assert list(lines["g_loss"].get_xdata()) == [20] and list(lines["fid"].get_ydata()) == [12.5]
+
+
+def test_fit_column_reflows_panels_and_raises_small_text():
+    fig, axes = plt.subplots(1, 6, figsize=(10, 2.2))
+    for i, ax in enumerate(axes):
+        ax.plot([0, 1], [0, i])
+        ax.set_title(f"step {i}", fontsize=6)
+    axes[0].legend(["fake"], fontsize=4)
+    assert plots.fit_column(fig, ncols=3) is fig
+    places = [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in fig.axes]
+    assert places == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert fig.get_size_inches()[0] == pytest.approx(plots.COLUMN_INCHES)
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+    assert min(t.get_fontsize() for t in texts) >= 7.0
+
+
+def test_fit_column_transposes_a_toy_by_variant_grid():
+    fig, axes = plt.subplots(2, 5, figsize=(10, 6))  # a row per toy, a column per variant
+    for r in range(2):
+        for c in range(5):
+            axes[r, c].set_title(f"toy {r}, variant {c}")
+    plots.fit_column(fig, transpose=True, panel_height=2.5)
+    spec = axes[1, 3].get_subplotspec()  # toy 1, variant 3 -> row 3, column 1
+    assert (spec.rowspan.start, spec.colspan.start) == (3, 1)
+    assert fig.get_size_inches() == pytest.approx((7.0, 12.5))
+    with pytest.raises(ValueError, match="ncols"):
+        plots.fit_column(fig, ncols=0)

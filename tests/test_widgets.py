@@ -132,6 +132,14 @@ def test_optimal_discriminator_panel_and_explorer():
     mean.value, width.value = 0.0, 1.0  # p_g = p_data
     assert "JS = 0.0000" in readout.value and f"{-math.log(4):.4f}" in readout.value
     assert image.value != first_png and bytes(image.value).startswith(b"\x89PNG")
+    # crisp at the book's column width: the PNG is at least as wide as the width it is shown at
+    png_width = int.from_bytes(bytes(image.value)[16:20], "big")
+    assert png_width >= widgets.EXPLORER_PX and image.layout.width == "100%"
+    # labels shown in full, sliders that wrap to their own row on a phone instead of shrinking
+    assert [s.description for s in (mean, width)] == ["p_g mean", "p_g std"]
+    assert all(s.style.description_width == "initial" and s.layout.min_width for s in (mean, width))
+    assert box.children[0].layout.flex_flow == "row wrap"
+    assert fig.get_size_inches()[0] <= 7.0  # not shrunk in a 688 px column
 
 
 # ----------------------------------------------------------------------------- latent traversal
