@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import genlab
-from genlab.data.images import DATASETS, _md5, data_dir
+from genlab.data.images import DATASETS, _md5, data_dir, shown_path
 
 __all__ = ["main", "report"]
 
@@ -114,7 +114,7 @@ def report() -> dict[str, str]:
     except ValueError as error:  # a typo in GENLAB_PROFILE
         rows["profile"] = f"error: {error}"
     folder = data_dir()
-    rows["data_dir"] = f"{folder}" + ("" if folder.exists() else " (does not exist yet)")
+    rows["data_dir"] = shown_path(folder) + ("" if folder.exists() else " (does not exist yet)")
     rows["mnist_train"] = dataset_status("mnist", "train")
     rows["mnist_test"] = dataset_status("mnist", "test")
     rows["classifier"] = _classifier_status()

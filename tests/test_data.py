@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import genlab.data as data
+from genlab.data import data_dir, shown_path
 from genlab.data import images as images_module
 
 
@@ -287,3 +288,14 @@ def test_value_range_hint_matches_the_range_found(found, expected, advice):
     assert advice in hint
     if found != (-1.0, 1.0):
         assert "to_unit_range(x, (-1, 1))" not in hint
+
+
+def test_shown_path_hides_the_machines_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert shown_path(tmp_path / "data") == "$GENLAB_DATA_DIR"
+    assert shown_path(tmp_path / "data" / "mnist" / "x.gz") == "$GENLAB_DATA_DIR/mnist/x.gz"
+    assert shown_path(tmp_path / "home" / ".cache" / "genlab") == "~/.cache/genlab"
+    assert shown_path("/opt/elsewhere") == "/opt/elsewhere"  # not ours to hide: unchanged
+    monkeypatch.delenv("GENLAB_DATA_DIR")
+    assert shown_path(data_dir()) == "~/.cache/genlab/data"

@@ -30,6 +30,7 @@ from genlab.data.images import (
     load_images,
     load_mnist,
     read_idx,
+    shown_path,
     to_unit_range,
     value_range_hint,
 )
@@ -40,6 +41,6 @@ __all__ = [
     "binarize",
     "book_text_corpus", "corpus_fingerprint", "data_dir", "download_file", "grid25",
     "iterate_minibatches", "load_fashion_mnist", "load_images", "load_mnist", "python_source_corpus",
-    "read_idx", "ring8", "spiral", "stdlib_docstring_corpus", "to_unit_range", "toy_distribution",
+    "read_idx", "ring8", "shown_path", "spiral", "stdlib_docstring_corpus", "to_unit_range", "toy_distribution",
     "train_val_split", "two_moons", "value_range_hint",
 ]

@@ -59,6 +59,7 @@ __all__ = [
     "load_images",
     "load_mnist",
     "read_idx",
+    "shown_path",
     "to_unit_range",
     "value_range_hint",
 ]
@@ -113,6 +114,27 @@ def data_dir() -> Path:
     """The data cache: ``$GENLAB_DATA_DIR``, else ``~/.cache/genlab/data``."""
     env = os.environ.get("GENLAB_DATA_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "genlab" / "data"
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as printed in notebooks and reports: no absolute path of the machine that ran it.
+
+    Under the data cache it is written ``$GENLAB_DATA_DIR/...`` when that variable is set, else
+    ``~/...`` under the home folder; other paths are returned unchanged.
+    See: book/04_practice/setup.ipynb.
+    """
+    path = Path(path).expanduser()
+    roots = []
+    if os.environ.get("GENLAB_DATA_DIR"):
+        roots.append((data_dir(), "$GENLAB_DATA_DIR"))
+    roots.append((Path.home(), "~"))
+    for root, name in roots:
+        try:
+            rest = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            continue
+        return name if rest == Path(".") else f"{name}/{rest.as_posix()}"
+    return str(path)
 
 
 def _md5(path: Path) -> str:
