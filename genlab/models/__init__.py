@@ -20,7 +20,9 @@ from genlab.models.gan import (
     standard_normal,
 )
 from genlab.models.mixture import GaussianMixture, fit_gaussian_mixture
+from genlab.models.mlp_denoiser import MLPDenoiser, sinusoidal_embedding
 from genlab.models.text import CausalSelfAttention, CharRNN, TinyTransformer, TransformerBlock, generate
+from genlab.models.unet import UNet, timestep_embedding
 from genlab.models.vae import LIKELIHOODS, MLPVAE, ConvVAE, VAEBase, VAEOutput, reparameterise
 
 __all__ = [
@@ -39,15 +41,19 @@ __all__ = [
     "init_dcgan_weights",
     "LIKELIHOODS",
     "MinibatchDiscrimination",
+    "MLPDenoiser",
     "MLPDiscriminator",
     "MLPGenerator",
     "MLPVAE",
     "reparameterise",
+    "sinusoidal_embedding",
     "standard_normal",
     "TinyTransformer",
     "ToyDiscriminator",
     "ToyGenerator",
     "TransformerBlock",
+    "UNet",
+    "timestep_embedding",
     "VAEBase",
     "VAEOutput",
 ]
