@@ -9,16 +9,19 @@ narrowed to 400 px and measured again. Per page it counts:
 
     inline_math_400     inline formulas wider than the line they sit in at 400 px (clipped or past the column)
     display_clip_1280   display formulas wider than the column at 1280 px with no scroll container
-    display_scroll_1280 display formulas that fit only by scrolling sideways at 1280 px (reported, not judged)
+    display_scroll_1280 display formulas that fit only by scrolling sideways at 1280 px (split them with aligned)
     display_scroll_400  display formulas that scroll sideways at 400 px (acceptable on a phone; reported)
     raw_tex             TeX source visible as text (\\beta, \\(, $$) in prose, title or sidebar
     nbval_marker        "# NBVAL_..." test markers visible in code cells
     abs_path            absolute file-system paths visible (/root/, /home/, /work/, /tmp/, site-packages, /.venv/)
     stray_repr          object reprs left in outputs (<matplotlib.…>, Text(…))
     wide_table_1280     tables wider than the column at 1280 px and not inside a scroll container
-    table_scroll_1280   tables that fit only by scrolling sideways in their container at 1280 px (reported)
+    table_scroll_1280   tables that fit only by scrolling sideways in their container at 1280 px
     wide_table_400      the same as wide_table_1280 at 400 px
     mermaid_small_text  mermaid diagrams whose labels are drawn smaller than 11 px (either width)
+    mermaid_wide_1280   mermaid diagrams wider than their box at 1280 px (they scroll sideways: use a top-down
+                        layout and shorter labels)
+    mermaid_scroll_400  the same at 400 px (acceptable on a phone; reported)
     console_error       console errors, uncaught exceptions and failed requests for the book's own files
     kib                 bytes the page loaded from the book (HTML, CSS, JS, fonts, images), in KiB
     kib_gzip            the same as a compressing web server sends it (text gzipped, images as they are)
@@ -51,9 +54,9 @@ WIDE, NARROW = 1280, 400
 
 CRITERIA = ["inline_math_400", "display_clip_1280", "display_scroll_1280", "display_scroll_400", "raw_tex",
             "nbval_marker", "abs_path", "stray_repr", "wide_table_1280", "table_scroll_1280", "wide_table_400",
-            "mermaid_small_text", "console_error"]
-# Informational: measured and reported, never a failure.
-INFO = {"display_scroll_1280", "display_scroll_400", "table_scroll_1280"}
+            "mermaid_small_text", "mermaid_wide_1280", "mermaid_scroll_400", "console_error"]
+# Informational: measured and reported, never a failure (sideways scrolling is acceptable on a phone).
+INFO = {"display_scroll_400", "mermaid_scroll_400"}
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -187,6 +190,12 @@ MEASURE_JS = r"""
     if (!view || !view.width || !label || !visible(svg)) continue;
     const px = parseFloat(getComputedStyle(label).fontSize) * svg.getBoundingClientRect().width / view.width;
     if (px < 11) note("mermaid_small_text", `${px.toFixed(1)} px at ${viewport}: ${label.textContent}`);
+    const box = svg.closest("pre.mermaid, .mermaid") || svg.parentElement;
+    const pad = parseFloat(getComputedStyle(box).paddingLeft) + parseFloat(getComputedStyle(box).paddingRight);
+    const room = Math.min(box.clientWidth - pad, colRight - colLeft);
+    if (svg.getBoundingClientRect().width > room + 1)
+      note(viewport === "narrow" ? "mermaid_scroll_400" : "mermaid_wide_1280",
+           `${Math.round(svg.getBoundingClientRect().width)} px in ${Math.round(room)}: ${label.textContent}`);
   }
   // tables (both widths): wider than the column, with no sideways scroll container within it
   const key = viewport === "narrow" ? "wide_table_400" : "wide_table_1280";
@@ -375,7 +384,8 @@ def table(results: dict[str, dict]) -> str:
              "display_scroll_400": "dscr400",
              "raw_tex": "tex", "nbval_marker": "nbval", "abs_path": "path", "stray_repr": "repr",
              "wide_table_1280": "tab1280", "table_scroll_1280": "tscr1280", "wide_table_400": "tab400",
-             "mermaid_small_text": "mermaid", "console_error": "err", "kib_gzip": "gzip"}
+             "mermaid_small_text": "mermaid", "mermaid_wide_1280": "mer1280", "mermaid_scroll_400": "mscr400",
+             "console_error": "err", "kib_gzip": "gzip"}
     columns = [*CRITERIA, "kib", "kib_gzip"]
     heads = [short.get(c, c) for c in columns]
     width = max([len("page"), *(len(p) for p in results)])
