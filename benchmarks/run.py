@@ -22,6 +22,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -274,21 +275,43 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
 # --------------------------------------------------------------------------- notebooks
 
 
-def notebook_times(folders: list[str]) -> list[dict]:
-    """Wall time of each notebook under ``folders`` (default: the whole book), quick and standard."""
+_TIMED = ("import subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:]).returncode; "
+          "print('WALL', time.perf_counter() - t); sys.exit(r)")
+
+
+def notebook_times(folders: list[str], profiles: tuple[str, ...] = ("quick", "standard"),
+                   cold: bool = False, lock: str | None = None) -> list[dict]:
+    """Wall time of each notebook under ``folders`` (default: the whole book), one column per profile.
+
+    Each notebook runs in a fresh kernel through ``scripts/execute_notebook.py`` (kernel start-up
+    included). ``cold``: every run gets its own empty checkpoint folder (``GENLAB_CHECKPOINT_DIR``)
+    and matplotlib cache, as for a reader who opens that chapter first, so chapters that load the
+    saved runs of earlier chapters train them instead. ``lock``: a file each run holds with
+    ``flock`` (on a machine shared with other jobs), timing only the run, not the wait.
+    """
     rows = []
     roots = [ROOT / f for f in folders] if folders else [ROOT / "book"]
     notebooks = sorted(p for r in roots for p in ([r] if r.suffix == ".ipynb" else r.rglob("*.ipynb"))
                        if ".ipynb_checkpoints" not in p.parts)
     for path in notebooks:
         row = {"notebook": str(path.relative_to(ROOT))}
-        for profile in ("quick", "standard"):
-            out = Path("/tmp/genlab-bench") / profile
-            started = time.perf_counter()
-            result = subprocess.run([sys.executable, str(ROOT / "scripts" / "execute_notebook.py"), "--output-dir",
-                                     str(out), str(path.relative_to(ROOT))], cwd=ROOT, capture_output=True,
-                                    env={**os.environ, "GENLAB_PROFILE": profile})
-            row[f"{profile} (s)"] = (f"{time.perf_counter() - started:.0f}" if result.returncode == 0 else "failed")
+        for profile in profiles:
+            with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:
+                env = {**os.environ, "GENLAB_PROFILE": profile}
+                if cold:
+                    env.update(GENLAB_CHECKPOINT_DIR=str(Path(scratch) / "checkpoints"),
+                               MPLCONFIGDIR=str(Path(scratch) / "matplotlib"))
+                command = [sys.executable, str(ROOT / "scripts" / "execute_notebook.py"),
+                           "--output-dir", str(Path(scratch) / "out"), str(path.relative_to(ROOT))]
+                if lock:  # wait for the machine to be free, then time only the run itself
+                    command = ["flock", lock, sys.executable, "-c", _TIMED, *command]
+                started = time.perf_counter()
+                result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+                seconds = time.perf_counter() - started
+                if lock and result.returncode == 0:
+                    seconds = float(result.stdout.rsplit("WALL ", 1)[1])
+            row[f"{profile} (s)"] = f"{seconds:.0f}" if result.returncode == 0 else "failed"
+            print(path.relative_to(ROOT), profile, row[f"{profile} (s)"], flush=True)
         rows.append(row)
     return rows
 
@@ -332,6 +355,12 @@ def main() -> None:
                         help="one section only (notebooks: only the --notebooks timings)")
     parser.add_argument("--notebooks", nargs="*", default=None, metavar="PATH",
                         help="also time notebooks: every one, or those under the given folders/files (slow)")
+    parser.add_argument("--profiles", nargs="+", default=["quick", "standard"], choices=["quick", "standard", "full"],
+                        help="notebooks: one column per profile")
+    parser.add_argument("--cold", action="store_true",
+                        help="notebooks: each run with an empty checkpoint folder (no saved runs) and matplotlib cache")
+    parser.add_argument("--lock", default=None, metavar="FILE",
+                        help="notebooks: hold this flock(1) lock during each run (time excludes the wait)")
     parser.add_argument("--steps", type=int, default=None, help="speed: steps per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="speed: alternating repeats (median)")
     parser.add_argument("--dry-run", action="store_true",
@@ -360,11 +389,15 @@ def main() -> None:
         write_results(section, "\n".join(parts))
         print(f"written to {RESULTS.relative_to(ROOT)} (section {section})")
     if args.notebooks is not None or args.only == "notebooks":
-        table = markdown_table(notebook_times(args.notebooks or []))
+        table = markdown_table(notebook_times(args.notebooks or [], tuple(args.profiles), args.cold, args.lock))
         print(table)
-        write_results(f"{where}-notebooks", f"{header}\n### Notebook wall times (execute_notebook.py, each in a fresh "
-                                            f"kernel; profile set per column)\n\n{table}")
-        print(f"written to {RESULTS.relative_to(ROOT)} (section {where}-notebooks)")
+        section = f"{where}-notebooks" + ("-cold" if args.cold else "")
+        what = ("each in a fresh kernel with an empty checkpoint folder and matplotlib cache: no saved runs"
+                if args.cold else "each in a fresh kernel")
+        write_results(section, f"{header}\n### Notebook wall times (execute_notebook.py, {what}; "
+                               f"profile set per column)\n\n{table}")
+        print(f"written to {RESULTS.relative_to(ROOT)} (section {section})")
+
 
 if __name__ == "__main__":
     main()
