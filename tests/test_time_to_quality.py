@@ -66,3 +66,21 @@ def test_the_results_section_is_replaced_in_place(tmp_path):
     text = results.read_text()
     assert text.count("Time to quality") == 1 and "second" in text and "first" not in text
     assert text.startswith("# Results\n\nbefore\n")
+
+
+def test_flush_denormal_benchmark_dry_run_measures_every_model(capsys, monkeypatch):
+    """benchmarks/flush_denormal.py --dry-run trains each model a few steps with the flag off and on."""
+    monkeypatch.setenv("GENLAB_OFFLINE", "1")
+    spec = importlib.util.spec_from_file_location("flush_denormal", ROOT / "benchmarks" / "flush_denormal.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert module.main(["--dry-run"]) == 0
+    finally:
+        torch.set_num_threads(previous)
+        torch.set_flush_denormal(False)
+    out = capsys.readouterr().out
+    if "does not support" not in out:
+        assert out.count("x |") == len(module.cases())  # one speed-up per model in the table
