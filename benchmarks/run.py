@@ -391,7 +391,7 @@ def main() -> None:
     if args.notebooks is not None or args.only == "notebooks":
         table = markdown_table(notebook_times(args.notebooks or [], tuple(args.profiles), args.cold, args.lock))
         print(table)
-        section = f"{where}-notebooks" + ("-cold" if args.cold else "")
+        section = f"{where}-notebooks" + ("-cold-" + "-".join(args.profiles) if args.cold else "")
         what = ("each in a fresh kernel with an empty checkpoint folder and matplotlib cache: no saved runs"
                 if args.cold else "each in a fresh kernel")
         write_results(section, f"{header}\n### Notebook wall times (execute_notebook.py, {what}; "
