@@ -265,6 +265,11 @@ def test_mlp_denoiser_conditioning_and_checkpoint_round_trip(tmp_path):
     assert torch.equal(copy(x, t), model(x, t))
     with pytest.raises(ValueError, match="num_classes"):
         MLPDenoiser()(x, t, torch.zeros(4, dtype=torch.long))
+    fourier = MLPDenoiser(hidden_dim=16, num_frequencies=3)
+    features = fourier.features(torch.tensor([[0.25, 0.5]]))
+    assert features.shape == (1, 2 * (1 + 2 * 3)) and fourier(x, t).shape == (4, 2)
+    # the first sine features are sin(pi x), sin(2 pi x), sin(4 pi x) of the first coordinate
+    assert torch.allclose(features[0, 2:5], torch.sin(torch.pi * torch.tensor([0.25, 0.5, 1.0])), atol=1e-6)
 
 
 def test_clear_errors():
