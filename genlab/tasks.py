@@ -77,6 +77,34 @@ class Task:
     def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
         raise NotImplementedError
 
+    def trainable_models(self) -> dict[str, nn.Module]:
+        """The models an optimiser updates (an optimiser named like its model): what data parallelism
+        wraps. A model without an optimiser (an EMA copy) is left alone.
+        See: book/04_practice/distributed.ipynb."""
+        return {name: self.models[name] for name in self.optimizers if name in self.models}
+
+    @contextlib.contextmanager
+    def models_replaced(self, replacements: dict):
+        """Within the block, every attribute of the task holding ``models[name]`` holds
+        ``replacements[name]`` instead (``models`` itself keeps the plain models, which checkpoints
+        save). The Trainer runs distributed steps this way, with ``DistributedDataParallel``
+        wrappers. See: book/04_practice/distributed.ipynb."""
+        saved = {}
+        for name, replacement in replacements.items():
+            found = [attr for attr, value in vars(self).items() if value is self.models[name]]
+            if not found:
+                raise ValueError(f"{type(self).__name__} keeps its model {name!r} in no attribute; store it as "
+                                 f"self.<attribute> (as GANTask does with self.generator) so that a distributed "
+                                 "step can hand it the DistributedDataParallel wrapper")
+            for attr in found:
+                saved[attr] = self.models[name]
+                setattr(self, attr, replacement)
+        try:
+            yield self
+        finally:
+            for attr, value in saved.items():
+                setattr(self, attr, value)
+
     def labels_for(self, labels: Tensor | list[int] | int | None, n: int, model: nn.Module) -> Tensor | None:
         """The class labels ``sample(n, labels)`` feeds a conditional ``model``: one int for all
         ``n``, or ``n`` of them (list or tensor); by default 0, 1, 2, ... in turn."""

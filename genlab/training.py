@@ -33,12 +33,20 @@ How the pieces fit
     * Callbacks are callables ``callback(trainer, step)`` run after each step:
       :class:`SampleGrid` (fixed-noise samples into ``history.samples``) and :class:`Evaluate`
       (they and ``History`` live in :mod:`genlab.history` and are importable from here).
+    * Under ``torchrun`` (it sets ``RANK`` and ``WORLD_SIZE``) the same code is data-parallel
+      (:mod:`genlab.distributed`): the process group is joined (gloo on CPU, NCCL on CUDA with one
+      GPU per local rank), the trained models are wrapped in ``DistributedDataParallel`` for the
+      steps, ``batch_size`` is the global batch and each rank trains on its slice of it (and of the task's noise), the
+      logged metrics are averaged over the ranks, and only rank 0 shows progress, runs callbacks
+      and writes checkpoints (which hold the plain models and the world size).
 
-See: book/04_practice/mlp_gan.ipynb (checkpoints and resuming: book/04_practice/checkpoints.ipynb).
+See: book/04_practice/mlp_gan.ipynb (checkpoints and resuming: book/04_practice/checkpoints.ipynb;
+several processes: book/04_practice/distributed.ipynb).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,6 +55,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from genlab import distributed as _dist
 from genlab.checkpoint import CheckpointError, load_checkpoint, load_model_state, rng_state, save_checkpoint
 from genlab.checkpoint import set_rng_state as _set_rng_state
 from genlab.history import Evaluate, EveryNSteps, History, SampleGrid
@@ -115,19 +124,21 @@ class _Sampler:
     random windows ``x = ids[i:i+T], y = ids[i+1:i+T+1]`` (tokens). Its state goes into checkpoints."""
 
     def __init__(self, tensors: tuple, batch_size: int, generator: torch.Generator, block_size: int | None,
-                 channels_last: bool) -> None:
+                 channels_last: bool, rank: int = 0, world_size: int = 1) -> None:
         self.tensors, self.batch_size, self.generator = tensors, batch_size, generator
         self.block_size, self.channels_last = block_size, channels_last
+        self.shard = _dist.shard_slice(batch_size, rank, world_size)  # this rank's share of each batch
         self.size = len(tensors[0])
         self.order: Tensor | None = None  # the current epoch's permutation
         self.position = 0
 
     def next(self, count: int = 1) -> tuple:
-        """``count`` consecutive minibatches, concatenated."""
+        """``count`` consecutive minibatches, concatenated (with several ranks: this rank's slice of each)."""
         device = self.tensors[0].device
         if self.block_size is not None:
             T = self.block_size
             starts = noise("randint", (count * self.batch_size,), self.generator, device, self.size - T)
+            starts = starts.reshape(count, self.batch_size)[:, self.shard].reshape(-1)  # (count * B / N,)
             chunk = self.tensors[0][starts[:, None] + torch.arange(T + 1, device=device)]  # (B, T + 1)
             return chunk[:, :-1], chunk[:, 1:]
         index = []
@@ -135,7 +146,7 @@ class _Sampler:
             if self.order is None or self.position + self.batch_size > self.size:  # new epoch (drop last)
                 self.order = noise("randperm", (self.size,), self.generator, device)
                 self.position = 0
-            index.append(self.order[self.position : self.position + self.batch_size])
+            index.append(self.order[self.position : self.position + self.batch_size][self.shard])
             self.position += self.batch_size
         index = index[0] if count == 1 else torch.cat(index)
         images = self.tensors[0][index]
@@ -182,18 +193,33 @@ class Trainer:
     generator (batches and the task's noise); seed the models' initialisation yourself
     (``genlab.seed_everything``). ``progress``: None (a bar in Jupyter and terminals, none in
     logs), True (always) or False (never). See the module docstring; book/04_practice/mlp_gan.ipynb.
+
+    Under ``torchrun`` (``distributed=None`` detects it, False: never distributed): ``batch_size``
+    is the global batch (divisible by the world size), the device is ``cuda:LOCAL_RANK`` on GPUs;
+    ``sync_batchnorm=True`` turns BatchNorm layers into SyncBatchNorm, ``find_unused_parameters``
+    is passed to ``DistributedDataParallel``. ``trainer.world`` is the
+    :class:`~genlab.distributed.WorldInfo`. See: book/04_practice/distributed.ipynb.
     """
 
     def __init__(self, task: Task, data, batch_size: int = 128, device: str | torch.device | None = None,
                  seed: int = 0, progress: bool | None = None, amp: str | bool = "auto",
-                 channels_last: str | bool = "auto") -> None:
+                 channels_last: str | bool = "auto", distributed: bool | None = None,
+                 find_unused_parameters: bool = False, sync_batchnorm: bool = False) -> None:
         self.task, self.batch_size, self.seed, self.progress = task, batch_size, seed, progress
         self.device = get_device(device)
+        self.world = _dist.WorldInfo()
+        if distributed or (distributed is None and _dist.launched()):
+            if self.device.type == "cuda":  # one GPU per process: the one of its local rank
+                self.device = torch.device("cuda", _dist.world().local_rank)
+            self.world = _dist.setup(self.device)
+        if not self.world.is_main:
+            self.progress = False
         first, labels = _as_tensors(data, task.data_kind)
         block = getattr(task, "block_size", None) if task.data_kind == "tokens" else None
         needed = block + 1 if block is not None else batch_size
         if batch_size < 1 or len(first) < needed:
             raise ValueError(f"batch_size={batch_size} needs at least {needed} examples/tokens, got {len(first)}")
+        _dist.shard_slice(batch_size, self.world.rank, self.world.world_size)  # a clear error if N does not divide B
         self.options = cuda_options(self.device, amp, channels_last)
         use_channels_last = self.options.channels_last and first.dim() == 4
         for model in task.models.values():
@@ -205,7 +231,13 @@ class Trainer:
         labels = labels.to(self.device) if labels is not None else None
         task.check_data(first, labels)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.sampler = _Sampler((first, labels), batch_size, self.generator, block, use_channels_last)
+        self.sampler = _Sampler((first, labels), batch_size, self.generator, block, use_channels_last,
+                                self.world.rank, self.world.world_size)
+        self._wrapped: dict[str, _dist.DDPModel] = {}  # DDP wrappers of the trained models (several processes)
+        if self.world.backend is not None:  # under torchrun, also with one process (e.g. one GPU)
+            for name, model in sorted(task.trainable_models().items()):  # the same order on every rank
+                self._wrapped[name] = _dist.wrap_model(model, self.device, find_unused_parameters, sync_batchnorm)
+        self.resumed_world_size: int | None = None  # the world size of the run load() restored
         self.step, self.train_seconds, self.history = 0, 0.0, History()
         self._pending: list[tuple[int, tuple[str, ...], Tensor]] = []  # logged metrics not yet read back
         self._warned = False  # check_health warns once per Trainer
@@ -216,7 +248,7 @@ class Trainer:
         values = torch.stack([v.detach().float().reshape(()).to(self.device) if isinstance(v, Tensor)
                               else torch.full((), float(v), device=self.device) for v in metrics.values()])
         self._pending.append((step, names, values))
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and self.world.world_size == 1:  # several ranks: checked after averaging
             self._raise_if_diverged([self._pending[-1]])
 
     def _raise_if_diverged(self, entries: list) -> None:
@@ -232,6 +264,10 @@ class Trainer:
         """Check and average the pending metrics (one device sync); record a History row."""
         if not self._pending:
             return {}
+        if self.world.world_size > 1:  # the mean over the ranks: the metric of the global batch
+            sizes = [len(values) for _, _, values in self._pending]
+            averaged = _dist.all_reduce_mean(torch.cat([values for _, _, values in self._pending])).split(sizes)
+            self._pending = [(step, names, values) for (step, names, _), values in zip(self._pending, averaged)]
         if not bool(torch.isfinite(torch.cat([v for _, _, v in self._pending])).all()):
             self._raise_if_diverged(self._pending)
         columns: dict[str, list[Tensor]] = {}
@@ -267,10 +303,17 @@ class Trainer:
             raise ValueError("checkpoint_every needs a checkpoint_path")
         if checkpoint_path is not None and self.step == 0 and Path(checkpoint_path).exists():
             self.load(checkpoint_path)
-            print(f"genlab: resumed from {checkpoint_path} at step {self.step}")
+            if self.world.is_main:
+                print(f"genlab: resumed from {checkpoint_path} at step {self.step}")
             steps = None if steps is None else max(0, steps - self.step)
             seconds = None if seconds is None else max(0.0, seconds - self.train_seconds)
-        callbacks = list(callbacks)
+        if self.resumed_world_size not in (None, self.world.world_size) and steps != 0:
+            raise CheckpointError(
+                f"this run was trained by {self.resumed_world_size} process(es) up to step {self.step}, this "
+                f"Trainer runs in {self.world.world_size}: resuming it bit-identically needs the same world size "
+                f"(torchrun --nnodes x --nproc_per_node = {self.resumed_world_size}). To continue anyway (the "
+                "same batches and noise, gradients summed in another order), set trainer.resumed_world_size = None")
+        callbacks = list(callbacks) if self.world.is_main else []  # callbacks (sample grids...) on rank 0 only
         last_step = None if steps is None else self.step + steps
         start = time.perf_counter()
         seconds_at_start = self.train_seconds
@@ -298,9 +341,20 @@ class Trainer:
         return self.history
 
     def task_step(self) -> dict:
-        """One training step on the next batch(es); returns the task's metrics (not read back)."""
+        """One training step on the next batch(es); returns the task's metrics (not read back).
+
+        Several processes: the task sees its DDP-wrapped models and draws its per-example noise
+        for its shard of the global batch (:class:`genlab.distributed.ShardedNoise`).
+        """
         batch = self.sampler.next(self.task.batches_per_step)
-        metrics = self.task.training_step(batch, self.step + 1, generator=self.generator)
+        context = contextlib.nullcontext()
+        if self._wrapped:
+            context = contextlib.ExitStack()
+            context.enter_context(self.task.models_replaced(self._wrapped))
+            context.enter_context(_dist.ShardedNoise(self.generator, self.world.rank, self.world.world_size,
+                                                     self.batch_size // self.world.world_size))
+        with context:
+            metrics = self.task.training_step(batch, self.step + 1, generator=self.generator)
         self.step += 1
         self._push(self.step, metrics)
         return metrics
@@ -327,9 +381,11 @@ class Trainer:
                     raise CheckpointError(f"{error}. {path.name} holds another run (another model or other "
                                           "data): pass another path for this one, or delete the file if that "
                                           "run is no longer needed") from error
-                print(f"genlab: loaded {path.name} ({steps} steps, trained in {self.train_seconds:.0f} s)")
+                if self.world.is_main:
+                    print(f"genlab: loaded {path.name} ({steps} steps, trained in {self.train_seconds:.0f} s)")
                 return True
-            print(f"genlab: {path.name} holds {saved_steps} steps, not {steps}: training afresh")
+            if self.world.is_main:
+                print(f"genlab: {path.name} holds {saved_steps} steps, not {steps}: training afresh")
         self.fit(steps=steps, **fit_kwargs)
         self.save(path)
         return False
@@ -338,17 +394,27 @@ class Trainer:
     def save(self, path: str | Path) -> Path:
         """Write models, optimisers, step, history, sampler and RNG states (atomic).
 
+        Several processes: call it on every rank; rank 0 writes (the plain models, not their DDP
+        wrappers, and the world size), the others wait until the file is complete.
         See: book/04_practice/checkpoints.ipynb.
         """
         if self._pending and not bool(torch.isfinite(torch.cat([v for _, _, v in self._pending])).all()):
             self._raise_if_diverged(self._pending)  # never save a diverged state
+        path = Path(path)
         pending = [(step, list(names), values.cpu()) for step, names, values in self._pending]
-        return save_checkpoint(
-            path, task=type(self.task).__name__, step=self.step, train_seconds=self.train_seconds,
-            models={name: m.state_dict() for name, m in self.task.models.items()},
-            optimizers={name: o.state_dict() for name, o in self.task.optimizers.items()},
-            sampler=self.sampler.state_dict(), rng=rng_state({"trainer": self.generator}),
-            history=self.history.as_dict(), pending_metrics=pending)
+        if self.world.world_size > 1 and pending:  # saved as their mean over the ranks, as _flush will log them
+            sizes = [len(values) for _, _, values in self._pending]
+            averaged = _dist.all_reduce_mean(torch.cat([values for _, _, values in self._pending])).split(sizes)
+            pending = [(step, names, values.cpu()) for (step, names, _), values in zip(pending, averaged)]
+        if self.world.is_main:
+            save_checkpoint(
+                path, task=type(self.task).__name__, step=self.step, train_seconds=self.train_seconds,
+                models={name: m.state_dict() for name, m in self.task.models.items()},
+                optimizers={name: o.state_dict() for name, o in self.task.optimizers.items()},
+                sampler=self.sampler.state_dict(), rng=rng_state({"trainer": self.generator}),
+                history=self.history.as_dict(), pending_metrics=pending, world_size=self.world.world_size)
+        _dist.barrier()
+        return path
 
     def load(self, path: str | Path) -> Trainer:
         """Restore everything :meth:`save` wrote, into this Trainer's task; returns ``self``.
@@ -375,4 +441,5 @@ class Trainer:
         self.history = History.from_dict(state["history"])
         self._pending = [(step, tuple(names), values.to(self.device))
                          for step, names, values in state["pending_metrics"]]
+        self.resumed_world_size = state.get("world_size", 1)
         return self
