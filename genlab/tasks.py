@@ -554,7 +554,8 @@ class FlowMatchingTask(_DenoiserTask):
     def sample(self, n: int, labels=None, steps: int = 50, sampler: str = "euler", guidance: float = 0.0,
                generator: torch.Generator | None = None, use_ema: bool = True) -> Tensor:
         """``n`` images in [0, 1] by integrating the learned ODE from s = 0 to 1: ``sampler="euler"``
-        (``steps`` network evaluations) or ``"heun"`` (``steps`` steps of 2 evaluations each).
+        (``steps`` network evaluations) or ``"heun"`` (``steps`` steps, 2 * steps - 1 evaluations:
+        the last step is a plain Euler step).
         ``labels`` and ``guidance`` as in :meth:`DiffusionTask.sample`. Seeded by ``generator``."""
         from genlab.flow_matching import euler_sample, heun_sample
 
