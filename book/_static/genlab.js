@@ -24,17 +24,27 @@
     document.querySelectorAll(".bd-article pre.mermaid > svg").forEach(fit);
   }
 
-  var pending = null;
+  // Refit on the next frame, and once more when the layout has settled: a resize event can
+  // arrive while the column still has an intermediate width (seen when a window is narrowed
+  // and widened again), which left diagrams at their natural width, cut by their box.
+  var pending = null, settle = null;
   function later() {
     if (pending) cancelAnimationFrame(pending);
     pending = requestAnimationFrame(function () { pending = null; fitAll(); });
+    clearTimeout(settle);
+    settle = setTimeout(fitAll, 200);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     var diagrams = document.querySelectorAll(".bd-article pre.mermaid");
     if (!diagrams.length) return;
     var observer = new MutationObserver(later);
-    diagrams.forEach(function (d) { observer.observe(d, {childList: true}); });
+    // the column itself changing width (window, sidebars, fonts) also calls for a refit
+    var resized = window.ResizeObserver ? new ResizeObserver(later) : null;
+    diagrams.forEach(function (d) {
+      observer.observe(d, {childList: true});
+      if (resized) resized.observe(d.parentElement);
+    });
     window.addEventListener("resize", later);
     later();
   });
