@@ -38,6 +38,7 @@ class Recipe:
     chapter: str
     description: str
     build: Callable
+    checkpoint: str | None = None  # the chapter's checkpoint name (default: the recipe's name)
 
 
 def _mnist(value_range=(0.0, 1.0)):
@@ -124,19 +125,29 @@ def _char_transformer(profile: Profile):
 
 
 def _diffusion(profile: Profile):
+    from genlab.diffusion import NoiseSchedule
     from genlab.models.unet import UNet
     from genlab.tasks import DiffusionTask
 
     seed_everything(0)
-    model = UNet(base_channels=profile.pick(quick=16, standard=32, full=64), channel_mults=(1, 2),
-                 num_res_blocks=1, attention=True, num_classes=10)
-    return DiffusionTask(model, lr=1e-3), _mnist(), 128, profile.pick(quick=20, standard=1_000, full=20_000)
+    task = DiffusionTask(UNet(base_channels=32), schedule=NoiseSchedule(1000, "linear"), lr=1e-3, ema_decay=0.999)
+    return task, _mnist(), 32, profile.pick(quick=30, standard=2_000, full=20_000)
+
+
+def _flow_matching(profile: Profile):
+    from genlab.models.unet import UNet
+    from genlab.tasks import FlowMatchingTask
+
+    seed_everything(0)
+    task = FlowMatchingTask(UNet(base_channels=32), lr=1e-3, ema_decay=0.999)
+    return task, _mnist(), 32, profile.pick(quick=30, standard=2_000, full=20_000)
 
 
 def _diffusion_available() -> bool:
     import genlab.tasks
 
-    return hasattr(genlab.tasks, "DiffusionTask") and importlib.util.find_spec("genlab.models.unet") is not None
+    return (hasattr(genlab.tasks, "FlowMatchingTask") and importlib.util.find_spec("genlab.models.unet") is not None
+            and importlib.util.find_spec("genlab.diffusion") is not None)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -144,7 +155,7 @@ RECIPES: dict[str, Recipe] = {
     "conv_vae": Recipe("book/03_vae/mnist_vae.ipynb", "convolutional VAE, channels (16, 32)", _conv_vae),
     "mlp_gan": Recipe("book/04_practice/mlp_gan.ipynb", "MLP GAN, non-saturating loss, lr 5e-4 "
                       "(the chapter's saved run, mlp_gan-<profile>.pt)", _mlp_gan),
-    "dcgan": Recipe("book/04_practice/dcgan.ipynb", "DCGAN with a BatchNorm discriminator, lr 1e-3 "
+    "dcgan": Recipe("book/04_practice/dcgan.ipynb", "DCGAN, BatchNorm in both players, lr 1e-3 "
                     "(the chapter's saved run, dcgan-<profile>.pt)", _dcgan),
     "cgan": Recipe("book/04_practice/cgan_wgan.ipynb", "class-conditional MLP GAN (projection discriminator)",
                    _cgan),
@@ -154,8 +165,12 @@ RECIPES: dict[str, Recipe] = {
                                "(2 layers, 4 heads, 64 wide) on Python source", _char_transformer),
 }
 if _diffusion_available():
-    RECIPES["diffusion"] = Recipe("book/07_diffusion", "class-conditional DDPM U-Net (DiffusionTask, EMA)",
-                                  _diffusion)
+    RECIPES["diffusion"] = Recipe("book/07_diffusion/diffusion_mnist.ipynb", "DDPM U-Net (32 channels, linear "
+                                  "schedule, EMA 0.999; the chapter's saved run, ddpm_mnist-<profile>.pt)",
+                                  _diffusion, "ddpm_mnist")
+    RECIPES["flow_matching"] = Recipe("book/07_diffusion/flow_matching.ipynb", "flow-matching U-Net (32 channels, "
+                                      "EMA 0.999; the chapter's saved run, flow_mnist-<profile>.pt)",
+                                      _flow_matching, "flow_mnist")
 
 
 def build(recipe: str, profile: Profile | None = None):
@@ -174,9 +189,9 @@ def _parser() -> argparse.ArgumentParser:
                     "that the chapter's train-or-load reads. Runs unchanged under torchrun.",
         epilog=f"recipes:\n{recipes}\n\nexamples:\n"
                "  python -m genlab.train vae --steps 20 --out vae.pt\n"
-               "  torchrun --nproc_per_node=2 -m genlab.train vae --steps 20 --out vae.pt\n"
-               "  torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \\\n"
-               "      -m genlab.train dcgan --profile full\n"
+               "  torchrun --standalone --nproc_per_node=2 -m genlab.train vae --steps 20 --out vae.pt\n"
+               "  torchrun --nnodes=2 --nproc_per_node=8 --rdzv_id=JOB --rdzv_backend=c10d \\\n"
+               "      --rdzv_endpoint=HOST:29400 -m genlab.train dcgan --profile full   # on every node\n"
                "See book/04_practice/distributed.ipynb.")
     parser.add_argument("recipe", choices=list(RECIPES), metavar="RECIPE", help="one of: " + ", ".join(RECIPES))
     parser.add_argument("--steps", type=int, help="training steps (default: the chapter's for the profile)")
@@ -185,7 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", choices=["quick", "standard", "full"],
                         help="budget profile (default: GENLAB_PROFILE, else full on a GPU, standard on a CPU)")
     parser.add_argument("--out", type=Path, help="checkpoint path (default: <GENLAB_CHECKPOINT_DIR>/"
-                        "<recipe>-<profile>.pt, where the chapters look)")
+                        "<name>-<profile>.pt, where the chapter looks: the recipe's name unless its "
+                        "description names another)")
     parser.add_argument("--seed", type=int, default=0, help="the Trainer's seed: batches and noise (default 0, "
                         "as in the chapters; the models' initialisation is seeded with 0 by the recipe)")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -207,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     task, data, batch_size, steps = build(args.recipe, profile)
     steps = steps if args.steps is None else args.steps
     batch_size = batch_size if args.batch_size is None else args.batch_size
-    out = args.out or checkpoint_dir() / f"{args.recipe}-{profile}.pt"
+    out = args.out or checkpoint_dir() / f"{RECIPES[args.recipe].checkpoint or args.recipe}-{profile}.pt"
     trainer = Trainer(task, data=data, batch_size=batch_size, seed=args.seed, sync_batchnorm=args.sync_batchnorm)
     world = trainer.world
     if world.is_main:

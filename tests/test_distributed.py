@@ -286,6 +286,21 @@ def test_a_two_process_run_loads_in_one_process_but_resumes_only_at_its_world_si
     assert trainer.step == 21
 
 
+def test_the_command_writes_what_a_chapters_train_or_load_loads(tmp_path, monkeypatch, capsys):
+    from genlab import book_runs
+    from genlab.runtime import get_profile
+    from genlab.train import main
+
+    monkeypatch.setenv("GENLAB_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.setenv("GENLAB_DEVICE", "cpu")
+    assert main(["dcgan", "--profile", "quick", "--log-every", "10"]) == 0  # default --out: dcgan-quick.pt
+    written = load_checkpoint(tmp_path / "dcgan-quick.pt")
+    trainer = book_runs.dcgan(profile=get_profile("quick"))
+    assert "genlab: loaded dcgan-quick.pt" in capsys.readouterr().out  # loaded, not trained again
+    assert trainer.step == written["step"] == book_runs.dcgan_steps(get_profile("quick"))
+    assert trainer.train_seconds == written["train_seconds"]
+
+
 def test_train_help_documents_every_recipe():
     from genlab.train import RECIPES, _parser
 
