@@ -121,7 +121,10 @@ def _destroy() -> None:
 def barrier() -> None:
     """Wait for every rank (a no-op without a process group)."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if dist.get_backend() == "nccl":  # name this process's GPU, so NCCL does not guess one
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
 
 
 def all_reduce_mean(values: Tensor) -> Tensor:
