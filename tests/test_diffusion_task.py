@@ -125,3 +125,25 @@ def test_clear_errors():
         make(FlowMatchingTask, label_dropout=1.0)
     with pytest.raises(ValueError, match="unknown schedule"):
         make(DiffusionTask, schedule=NoiseSchedule(10, kind="quadratic"))
+
+
+def test_training_script_writes_weights_and_card(tmp_path, mnist_test):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_diffusion.py"
+    spec = importlib.util.spec_from_file_location("train_diffusion", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "unet.pt"
+    try:
+        module.main(["--steps", "2", "--batch-size", "8", "--base-channels", "8", "--checkpoint",
+                     str(tmp_path / "ck.pt"), "--checkpoint-every", "1", "--sample-steps", "1", "--guidance", "0,1",
+                     "--out", str(out)])
+    finally:
+        torch.set_flush_denormal(False)  # the script turns it on for the whole process
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["steps"] == 2 and [r["guidance"] for r in card["evaluation"]["rows"]] == [0.0, 1.0]
+    assert card["command"].startswith("python scripts/train_diffusion.py --steps 2 ")
+    assert out.with_suffix(".md").exists() and (tmp_path / "ck.pt").exists()

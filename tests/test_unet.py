@@ -89,3 +89,19 @@ def test_weights_round_trip(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="corrupt"):
         load_unet_weights(tmp_path / "junk.pt")
+
+
+def test_shipped_weights_match_their_card():
+    import hashlib
+    import json
+
+    from genlab.models.unet import PRETRAINED_UNETS
+
+    path = PRETRAINED_UNETS["mnist_flow"]
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert card["size_bytes"] == path.stat().st_size <= 3_000_000
+    model, metadata = load_unet_weights(path, device="cpu")
+    assert model.num_classes == 10 and metadata["steps"] == card["steps"]
+    assert sum(p.numel() for p in model.parameters()) == card["parameters"]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
