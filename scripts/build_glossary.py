@@ -41,6 +41,8 @@ ALIASES = {
     "seed": "random seed / random state",
     "step size / learning rate": "learning rate (step size)",
     "learning rate": "learning rate (step size)",
+    "dequantization": "dequantisation",
+    "ddim sampler": "deterministic sampler (DDIM)",
 }
 
 
