@@ -8,8 +8,12 @@ each submodule is imported the first time you use it (``genlab.data.load_mnist``
 - ``genlab.losses``      GAN losses, gradient penalty, ELBO, IWAE bound
 - ``genlab.likelihood``  importance-weighted NLL, bits per dimension / character
 - ``genlab.estimators``  Monte Carlo gradient estimators (pathwise / reparameterisation, score function)
-- ``genlab.tasks``       what one training step does (GANTask, VAETask, LanguageModelTask)
+- ``genlab.diffusion``   Part 7: noise schedules, the forward process, DDPM / DDIM sampling, guidance, bits/dim
+- ``genlab.flow_matching``  Part 7: rectified-flow loss, Euler and Heun samplers
+- ``genlab.tasks``       what one training step does (GANTask, VAETask, LanguageModelTask, DiffusionTask, ...)
 - ``genlab.training``    the Trainer: loop, budgets, divergence checks, progress
+- ``genlab.distributed``  the Trainer under torchrun: process group, DDP, batch shards
+- ``genlab.train``       ``python -m genlab.train RECIPE``: the book's main models from the command line
 - ``genlab.history``     a run's record (History) and the callbacks that fill it (SampleGrid, Evaluate)
 - ``genlab.checkpoint``  atomic, safe save / load / resume
 - ``genlab.book_runs``   the Part 4 GAN runs, trained once and loaded by later chapters
@@ -49,8 +53,9 @@ __all__ = ["Profile", "__version__", "get_device", "get_profile", "seed_everythi
 
 SUBMODULES = (
     "applications", "applications_vae", "book_runs", "check", "checkpoint", "classifier", "data",
-    "diagnostics", "estimators", "games", "gan_theory", "history", "likelihood", "losses", "metrics",
-    "models", "plots", "runtime", "tasks", "training", "vae_analysis", "widgets",
+    "diagnostics", "diffusion", "distributed", "estimators", "flow_matching", "games", "gan_theory", "history",
+    "likelihood", "losses", "metrics", "models", "plots", "runtime", "tasks", "train", "training", "vae_analysis",
+    "widgets",
 )
 
 

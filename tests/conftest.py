@@ -50,3 +50,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Each notebook's time in this run (the sum of its cells: set-up, call and teardown).
+
+    CI executes every notebook in the ``quick`` profile (goal: each under a minute; kernel
+    start-up falls in its first cell); the table makes a slow one visible in the CI log.
+    """
+    totals: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            nodeid = getattr(report, "nodeid", "")
+            path = nodeid.split("::", 1)[0]
+            if path.endswith(".ipynb"):
+                totals[path] = totals.get(path, 0.0) + getattr(report, "duration", 0.0)
+    if not totals:
+        return
+    profile = os.environ.get("GENLAB_PROFILE", "quick")
+    terminalreporter.section(f"notebook times ({profile} profile, sum of cell times)")
+    for path, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        flag = "  (over 60 s)" if seconds > 60 and profile == "quick" else ""
+        terminalreporter.write_line(f"{seconds:7.1f} s  {path}{flag}")
+    terminalreporter.write_line(f"{sum(totals.values()):7.1f} s  all {len(totals)} notebooks")
