@@ -40,6 +40,10 @@ if [ "$mode" = "--dry-run" ]; then
   "$PY" benchmarks/gpu_epoch.py --dry-run
   step "Trainer vs hand loop and quality rows"
   "$PY" benchmarks/run.py --dry-run
+  step "torchrun: the Trainer through DDP (1 process, gloo)"
+  mkdir -p /tmp/genlab-ddp
+  "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m genlab.train vae --steps 3 --profile quick \
+    --no-resume --out /tmp/genlab-ddp/vae-ddp1.pt
   step "done"
   exit 0
 fi
@@ -54,6 +58,10 @@ step "DCGAN seconds per 60k-image epoch"
 "$PY" benchmarks/gpu_epoch.py --steps 300
 step "Trainer vs hand loop (GPU speed table)"
 "$PY" benchmarks/run.py --only speed --steps 200 --repeats 3
+step "torchrun: 1 GPU through DDP/NCCL (compare its steps/s with the plain run above)"
+mkdir -p /tmp/genlab-ddp
+"$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m genlab.train dcgan --steps 300 --profile full \
+  --no-resume --log-every 100 --out /tmp/genlab-ddp/dcgan-ddp1.pt
 if [ "${GENLAB_GPU_QUALITY:-1}" = "1" ]; then  # GENLAB_GPU_QUALITY=0 skips it when device time is short
   step "quality at the full budget"
   "$PY" benchmarks/run.py --only quality
