@@ -107,6 +107,8 @@ def test() -> None:
     # notebooks share saved runs through the checkpoint folder: give each test run a fresh one,
     # so a run left by another genlab version can never be loaded
     env["GENLAB_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="genlab-checkpoints-")
+    if workers != "1":  # one thread per worker: two 2-thread kernels on 2 cores slowed each other 10-30x
+        env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
     run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "--dist", "loadfile",
         "--nbval-lax", "--durations=20", "tests", *[p.relative_to(ROOT) for p in notebooks()], env=env)
 
