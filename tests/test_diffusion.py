@@ -28,13 +28,7 @@ from genlab.models.mixture import GaussianMixture
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than several, and fair to the other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one thread, restored afterwards
 
 
 def _log_prob(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:

@@ -5,13 +5,7 @@ from torch import nn
 from genlab.latent import LatentScaler, encode_dataset, sample_latent_flow
 from genlab.models import ConvVAE
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one thread, restored afterwards
 
 
 def test_encode_dataset_uses_posterior_means_in_batches():

@@ -5,14 +5,7 @@ import torch
 
 from genlab.models.unet import UNet, load_unet_weights, save_unet_weights, timestep_embedding
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions: one thread is fastest, and immune to a busy machine's oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one thread, restored afterwards
 
 def small(**kwargs) -> UNet:
     torch.manual_seed(0)
