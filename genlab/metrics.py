@@ -1,4 +1,4 @@
-"""Sample-quality metrics: FID-MNIST, classifier Inception Score, precision/recall, mode coverage.
+"""Sample-quality metrics: FID-MNIST, classifier Inception Score, precision/recall, density/coverage, mode coverage.
 
 Image metrics run generated digits through the small MNIST classifier of
 :mod:`genlab.classifier` (weights shipped in ``genlab/assets``). They take
@@ -8,6 +8,7 @@ images in [0, 1]; map tanh outputs first with ``genlab.data.to_unit_range(x, (-1
   classifier's 128-d penultimate features (lower is better);
 * :func:`classifier_inception_score` - exp E_x KL(p(y|x) || p(y)), between 1 and 10;
 * :func:`precision_recall` - Kynkaanniemi et al. (2019): fidelity and diversity separately;
+* :func:`density_coverage` - Naeem et al. (2020): the same two questions, robust to outliers;
 * :func:`label_histogram` - which digits a generator makes (mode collapse shows at once);
 * :func:`mode_coverage` - the PacGAN/VEEGAN protocol on the 2-D toy mixtures.
 
@@ -35,6 +36,7 @@ __all__ = [
     "MetricWarning",
     "classifier_features",
     "classifier_inception_score",
+    "density_coverage",
     "evaluate_images",
     "fid_mnist",
     "frechet_distance",
@@ -206,18 +208,18 @@ def _fraction_inside(queries: Tensor, centres: Tensor, radii: Tensor, chunk_size
     return inside / len(queries)
 
 
-def _warn_if_no_spread(real: Tensor, fake: Tensor) -> None:
+def _warn_if_no_spread(real: Tensor, fake: Tensor, metric: str = "precision_recall") -> None:
     spread_real, spread_fake = (float(feats.var(dim=0).sum()) for feats in (real, fake))  # total variances
     if spread_fake < MIN_SPREAD_RATIO * spread_real:
-        warn(f"precision_recall: the {len(fake)} fake samples have almost no spread (total feature variance "
+        warn(f"{metric}: the {len(fake)} fake samples have almost no spread (total feature variance "
              f"{spread_fake:.3g}, {spread_fake / spread_real:.1e} of the real set's): they are (nearly) all the "
              "same image, as from an untrained or collapsed generator. Precision then only says whether that "
              "one point falls inside the ball of some real point (balls around real outliers are large), so "
              "it can be 1.0 for a blank image; look at the samples, the recall and the FID instead.",
              MetricWarning)
     elif spread_real == 0:
-        warn("precision_recall: the real features have no spread (all real samples identical); "
-             "the k-NN radii are 0 and precision/recall mean nothing", MetricWarning)
+        warn(f"{metric}: the real features have no spread (all real samples identical); "
+             f"the k-NN radii are 0 and {metric.replace('_', '/')} mean nothing", MetricWarning)
 
 
 def precision_recall(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.ndarray, k: int = 3,
@@ -247,6 +249,67 @@ def precision_recall(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.nd
             "recall": _fraction_inside(real, fake, fake_radii, chunk_size)}
 
 
+def _check_pair_of_feature_sets(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.ndarray, k: int,
+                                 chunk_size: int) -> tuple[Tensor, Tensor]:
+    """float32 (N, D) and (M, D) copies of the real and fake features, checked for k-NN metrics."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int (the k-th nearest neighbour), got {k!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    real = _as_matrix(real_feats, "real_feats", k + 1).float()
+    fake = _as_matrix(fake_feats, "fake_feats", 1).float()
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature dimensions differ: real has {real.shape[1]}, fake has {fake.shape[1]}")
+    return real, fake
+
+
+def density_coverage(real_feats: Tensor | np.ndarray, fake_feats: Tensor | np.ndarray, k: int = 5,
+                     chunk_size: int = 1024) -> dict[str, float]:
+    """Density and coverage (Naeem et al., 2020) of fake features against real ones.
+
+    Both use only the *real* k-NN balls ``B(x_i, r_i)``, ``r_i`` the distance from real
+    point ``x_i`` to its k-th nearest other real point (the same radii as
+    :func:`precision_recall`), so a few outlying fake points cannot inflate the fake
+    manifold (recall's weakness) and real outliers are counted per ball (precision's)::
+
+        density  = 1 / (k M) sum_j sum_i 1[y_j in B(x_i, r_i)]   (M fake points y_j)
+        coverage = 1 / N sum_i 1[some y_j in B(x_i, r_i)]         (N real points x_i)
+
+    *Density* counts how many real balls each fake point falls into, divided by k: about
+    1 when fake and real come from the same distribution, above 1 when fakes crowd into
+    dense real regions, below 1 for poor samples; it is not bounded by 1. *Coverage* is
+    the fraction of real balls that contain at least one fake point, in [0, 1]: a
+    diversity measure, below 1 when modes are missed. The paper recommends k = 5
+    (the default) and at least a few thousand points per set.
+
+    Balls are closed (distance <= radius), as in :func:`precision_recall`; the reference
+    code (the ``prdc`` package) uses ``<``. The two agree except when a distance equals a
+    radius exactly, which continuous features never do (``tests/test_metrics_reference.py``
+    checks both against the published equations). Distances are float32 ``torch.cdist`` in
+    chunks of ``chunk_size`` rows (memory O(chunk_size * N)). Fake features with almost
+    no spread (a collapsed generator) get a :class:`MetricWarning`.
+    Returns ``dict(density, coverage)``. See: book/04_practice/evaluation.ipynb.
+    """
+    real, fake = _check_pair_of_feature_sets(real_feats, fake_feats, k, chunk_size)
+    if len(fake) > 1:
+        _warn_if_no_spread(real, fake, "density_coverage")
+    real_radii = _kth_neighbour_radii(real, k, chunk_size)  # (N,)
+    return _density_coverage_from_radii(real, fake, real_radii, k, chunk_size)
+
+
+def _density_coverage_from_radii(real: Tensor, fake: Tensor, real_radii: Tensor, k: int,
+                                 chunk_size: int) -> dict[str, float]:
+    balls_hit = 0  # sum over fake points of the number of real balls containing them
+    for chunk in torch.split(fake, chunk_size):
+        distances = torch.cdist(chunk, real)  # (c, N)
+        balls_hit += (distances <= real_radii[None, :]).sum().item()
+    covered = 0  # real points whose ball holds at least one fake point
+    for chunk, radii in zip(torch.split(real, chunk_size), torch.split(real_radii, chunk_size)):
+        nearest_fake = torch.cdist(chunk, fake).min(dim=1).values  # (c,)
+        covered += (nearest_fake <= radii).sum().item()
+    return {"density": balls_hit / (k * len(fake)), "coverage": covered / len(real)}
+
+
 def label_histogram(images: Tensor, classifier: nn.Module | None = None, batch_size: int = 500) -> Tensor:
     """Counts (num_classes,) int64 of the classifier's predicted labels for images in [0, 1].
 
@@ -258,19 +321,30 @@ def label_histogram(images: Tensor, classifier: nn.Module | None = None, batch_s
 
 
 def evaluate_images(fake_images: Tensor, real_images: Tensor, classifier: nn.Module | None = None,
-                    k: int = 3, batch_size: int = 500) -> dict[str, float]:
+                    k: int = 3, batch_size: int = 500, *,
+                    density_coverage_k: int | None = None) -> dict[str, float]:
     """All image metrics at once: dict(fid, inception_score, precision, recall).
 
     ``fid`` is FID-MNIST between fake and real; ``inception_score`` is that of the
     fake images; precision/recall use the classifier features with ``k``
     neighbours. Each image set goes through the classifier once.
+    With ``density_coverage_k`` (an int, 5 in the paper) the dict also holds ``density`` and
+    ``coverage`` (:func:`density_coverage` with that k, on the same features); the default
+    ``None`` leaves them out, and the four default values never change.
     See: book/04_practice/evaluation.ipynb.
     """
+    if density_coverage_k is not None and (isinstance(density_coverage_k, bool)
+                                           or not isinstance(density_coverage_k, int) or density_coverage_k < 1):
+        raise ValueError(f"density_coverage_k must be None or a positive int (5 in Naeem et al. 2020), "
+                         f"got {density_coverage_k!r}")
     fake_feats, fake_logits = _features_and_logits(fake_images, classifier, batch_size)
     real_feats, _ = _features_and_logits(real_images, classifier, batch_size)
-    return {"fid": frechet_distance(fake_feats, real_feats),
-            "inception_score": _inception_score_from_logits(fake_logits),
-            **precision_recall(real_feats, fake_feats, k=k)}
+    metrics = {"fid": frechet_distance(fake_feats, real_feats),
+               "inception_score": _inception_score_from_logits(fake_logits),
+               **precision_recall(real_feats, fake_feats, k=k)}
+    if density_coverage_k is not None:
+        metrics.update(density_coverage(real_feats, fake_feats, k=density_coverage_k))
+    return metrics
 
 
 def mode_coverage(samples: Tensor, toy: ToyDistribution | str, num_std: float = 3.0,
