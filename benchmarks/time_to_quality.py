@@ -11,6 +11,7 @@ digits, or the 60,000 when online), and is evaluated every ``--eval-every`` seco
 time (the evaluation's own time is not counted):
 
 - GANs: FID-MNIST of 1,000 samples against 1,000 official test digits;
+- diffusion models: FID-MNIST as for GANs (their sampling, tens of network passes, is evaluation);
 - VAEs: the negative ELBO (nats, one posterior sample per digit, fixed noise) on 1,000 test digits
   binarized once with a fixed seed (the book's likelihood protocol).
 
@@ -19,8 +20,11 @@ hyperparameters: pytorch/examples ``dcgan`` and the PyTorch DCGAN tutorial (lr 2
 BatchNorm in both networks, batch 128, N(0, 0.02) initialisation), TensorFlow's DCGAN tutorial
 (Dense-BN-LeakyReLU generator with 5x5 transposed convolutions, a dropout-0.3 discriminator,
 Adam 1e-4 for both, batch 256, both players updated from one forward pass) and pytorch/examples
-``vae`` (784-400-20, lr 1e-3, batch 128, summed BCE + KL). Writes ``benchmarks/time_to_quality.json``
-(every curve), ``benchmarks/time_to_quality.png`` and the "time to quality" section of RESULTS.md.
+``vae`` (784-400-20, lr 1e-3, batch 128, summed BCE + KL), and the Hugging Face diffusion course's
+"Diffusion models from scratch" (unit 1: a 309k-parameter ``BasicUNet`` that predicts the clean image
+from a uniform-noise blend, MSE, Adam 1e-3, batch 128, sampled in 40 blending steps).
+Writes ``benchmarks/time_to_quality.json`` (every curve), ``benchmarks/time_to_quality.png`` and the
+"time to quality" section of RESULTS.md.
 These are measurements, not tests.
 """
 
@@ -44,7 +48,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "time_to_quality.json"
-THRESHOLDS = {"gan": [300.0, 200.0, 150.0], "vae": [120.0, 110.0, 105.0]}
+THRESHOLDS = {"gan": [300.0, 200.0, 150.0], "vae": [120.0, 110.0, 105.0], "diffusion": [300.0, 200.0, 150.0, 120.0]}
 
 
 # ----------------------------------------------------------------------------- peer models (ports)
@@ -122,7 +126,7 @@ class PyTorchExampleVAE(nn.Module):
 @dataclass
 class Recipe:
     name: str
-    family: str  # "gan" or "vae"
+    family: str  # "gan", "vae" or "diffusion"
     source: str  # where it comes from
     batch_size: int
     chunk: int  # training steps between clock readings
@@ -284,6 +288,80 @@ def _book_vae(kind: str):
     return build
 
 
+class BasicUNet(nn.Module):
+    """The Hugging Face diffusion course's minimal U-Net (unit 1, "Diffusion models from scratch"): three 5x5
+    convolutions down (max-pooling after the first two), three up (nearest upsampling, additive skips), SiLU
+    after every layer, no time input. 309,057 parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.ModuleList([nn.Conv2d(1, 32, 5, padding=2), nn.Conv2d(32, 64, 5, padding=2),
+                                   nn.Conv2d(64, 64, 5, padding=2)])
+        self.up = nn.ModuleList([nn.Conv2d(64, 64, 5, padding=2), nn.Conv2d(64, 32, 5, padding=2),
+                                 nn.Conv2d(32, 1, 5, padding=2)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, conv in enumerate(self.down):
+            x = F.silu(conv(x))  # (B, 32, 28, 28), (B, 64, 14, 14), (B, 64, 7, 7)
+            if i < 2:
+                skips.append(x)
+                x = F.max_pool2d(x, 2)
+        for i, conv in enumerate(self.up):
+            if i > 0:
+                x = F.interpolate(x, scale_factor=2.0) + skips.pop()
+            x = F.silu(conv(x))  # (B, 64, 7, 7), (B, 32, 14, 14), (B, 1, 28, 28)
+        return x
+
+
+def _peer_hf_diffusion(seed: int, train: torch.Tensor):
+    torch.manual_seed(seed)
+    net = BasicUNet()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    batches = _batches(train, 128, torch.Generator().manual_seed(seed))
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            x = next(batches)  # (128, 1, 28, 28) in [0, 1]
+            amount = torch.rand(len(x)).view(-1, 1, 1, 1)
+            noisy = x * (1 - amount) + torch.rand_like(x) * amount  # the course's corrupt(x, amount)
+            loss = F.mse_loss(net(noisy), x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def sample(n: int, generator: torch.Generator) -> torch.Tensor:
+        x = torch.rand(n, 1, 28, 28, generator=generator)
+        with torch.no_grad():
+            for i in range(40):  # move 1/(40 - i) of the way to the prediction
+                x = x + (net(x) - x) / (40 - i)
+        return x.clamp(0, 1) * 2 - 1
+
+    return steps, sample
+
+
+def _book_denoiser(kind: str):
+    def build(seed: int, train: torch.Tensor):
+        from genlab.train import build as build_recipe
+        from genlab.training import Trainer
+
+        task, _, batch_size, _ = build_recipe("flow_matching" if kind == "flow" else "diffusion", seed=seed)
+        trainer = Trainer(task, data=train, batch_size=batch_size, seed=seed, progress=False)
+
+        def steps(n: int) -> None:
+            trainer.fit(steps=n, log_every=10**9)
+
+        def sample(n: int, generator: torch.Generator) -> torch.Tensor:
+            if kind == "flow":
+                images = task.sample(n, steps=10, sampler="heun", generator=generator)
+            else:
+                images = task.sample(n, steps=20, generator=generator)
+            return images * 2 - 1
+
+        return steps, sample
+    return build
+
+
 def negative_elbo(model: nn.Module, binary: torch.Tensor) -> float:
     """Mean -ELBO in nats (one posterior sample per digit, fixed noise) of a Bernoulli-decoder VAE."""
     was = model.training
@@ -307,6 +385,12 @@ RECIPES = [
     Recipe("book DCGAN (dropout 0)", "gan", "book/04_practice/dcgan.ipynb", 64, 10, _book_gan(0.0)),
     Recipe("book DCGAN, dropout 0.3", "gan", "the same with DCGANDiscriminator's dropout 0.3", 64, 10,
            _book_gan(0.3)),
+    Recipe("HF course BasicUNet (from scratch)", "diffusion", "huggingface/diffusion-models-class unit 1", 128, 5,
+           _peer_hf_diffusion),
+    Recipe("book flow matching (Heun 10)", "diffusion", "book/07_diffusion/flow_matching.ipynb", 32, 10,
+           _book_denoiser("flow")),
+    Recipe("book DDPM (DDIM 20)", "diffusion", "book/07_diffusion/diffusion_mnist.ipynb", 32, 10,
+           _book_denoiser("ddpm")),
     Recipe("pytorch/examples vae", "vae", "pytorch/examples vae", 128, 50, _peer_vae),
     Recipe("book MLP VAE", "vae", "book/03_vae/mnist_vae.ipynb", 128, 50, _book_vae("mlp")),
     Recipe("book conv VAE", "vae", "book/03_vae/mnist_vae.ipynb (ConvVAE 16/32, latent 20)", 128, 20,
@@ -320,12 +404,17 @@ def _data():
 
     train = load_mnist("train", value_range=(0, 1))
     test = load_mnist("test").images[:1000]
-    return {"gan": train.images * 2 - 1, "vae": train.images, "real": test,
+    return {"gan": train.images * 2 - 1, "vae": train.images, "diffusion": train.images, "real": test,
             "binary": binarize(test, generator=torch.Generator().manual_seed(0)), "train_source": str(len(train))}
 
 
-def run(recipe: Recipe, seed: int, budget_s: float, eval_every_s: float, data: dict) -> dict:
-    """Train ``recipe`` for ``budget_s`` seconds of training time; evaluate every ``eval_every_s``."""
+def run(recipe: Recipe, seed: int, budget_s: float, eval_every_s: float, data: dict, clock: str = "wall",
+        num_samples: int = 1000) -> dict:
+    """Train ``recipe`` for ``budget_s`` seconds of training time; evaluate every ``eval_every_s``.
+
+    ``clock="cpu"`` counts the process's CPU seconds (``time.process_time``) instead of wall-clock
+    seconds: on one thread the two agree on an idle machine, and only the CPU clock stays honest on
+    a busy one."""
     from genlab.metrics import fid_mnist
 
     torch.set_num_threads(1)
@@ -335,28 +424,29 @@ def run(recipe: Recipe, seed: int, budget_s: float, eval_every_s: float, data: d
     def evaluate() -> float:
         if recipe.family == "vae":
             return negative_elbo(handle, data["binary"])
-        fake = handle(1000, torch.Generator().manual_seed(123)).float()
+        fake = handle(num_samples, torch.Generator().manual_seed(123)).float()
         return fid_mnist(((fake + 1) / 2).clamp(0, 1), data["real"])
 
-    clock, done, next_eval, curve = 0.0, 0, eval_every_s, []
-    while clock < budget_s:
-        started = time.perf_counter()
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    elapsed, done, next_eval, curve = 0.0, 0, eval_every_s, []
+    while elapsed < budget_s:
+        started = now()
         steps(recipe.chunk)
-        clock += time.perf_counter() - started
+        elapsed += now() - started
         done += recipe.chunk
-        if clock >= next_eval or clock >= budget_s:
+        if elapsed >= next_eval or elapsed >= budget_s:
             value = evaluate()
-            curve.append((round(clock, 2), done, value if math.isfinite(value) else None))
+            curve.append((round(elapsed, 2), done, value if math.isfinite(value) else None))
             next_eval += eval_every_s
-    return {"recipe": recipe.name, "family": recipe.family, "seed": seed, "curve": curve,
-            "steps_per_s": done / clock, "batch_size": recipe.batch_size,
+    return {"recipe": recipe.name, "family": recipe.family, "seed": seed, "curve": curve, "clock": clock,
+            "steps_per_s": done / elapsed, "batch_size": recipe.batch_size,
             "loadavg_1min_at_end": round(os.getloadavg()[0], 2)}  # > the jobs running: the machine was shared
 
 
 def _run_star(args):
-    recipe_name, seed, budget_s, eval_every_s = args
+    recipe_name, seed, budget_s, eval_every_s, clock = args
     recipe = next(r for r in RECIPES if r.name == recipe_name)
-    return run(recipe, seed, budget_s, eval_every_s, _data())
+    return run(recipe, seed, budget_s, eval_every_s, _data(), clock)
 
 
 def speed(seconds: float, repeats: int) -> dict:
@@ -413,9 +503,12 @@ def _cell(value) -> str:
 
 
 def markdown(rows: list[dict], budget: dict, speed_result: dict | None, command: str) -> str:
+    names = {"gan": "GAN", "vae": "VAE", "diffusion": "diffusion"}
+    budgets = ", ".join(f"{names[f]} {budget[f]:.0f} s" for f in names if f in budget)
     lines = [f"Command: `{command}`. {date.today().isoformat()}, one CPU thread per run, training clock only "
-             f"(evaluation excluded); budgets: GAN {budget['gan']:.0f} s, VAE {budget['vae']:.0f} s per run.", ""]
+             f"(evaluation excluded); budgets: {budgets} per run.", ""]
     for family, metric in (("gan", "FID-MNIST (1,000 samples vs 1,000 test digits)"),
+                           ("diffusion", "FID-MNIST (1,000 samples vs 1,000 test digits)"),
                            ("vae", "-ELBO, nats (1,000 binarized test digits)")):
         mine = [r for r in rows if r["family"] == family]
         if not mine:
@@ -462,7 +555,7 @@ def figure(runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families = [f for f in ("gan", "vae") if any(r["family"] == f for r in runs)]
+    families = [f for f in ("gan", "diffusion", "vae") if any(r["family"] == f for r in runs)]
     fig, axes = plt.subplots(len(families), 1, figsize=(6.5, 3.6 * len(families)), layout="constrained",
                              squeeze=False)
     colours = dict(zip([r.name for r in RECIPES], plt.rcParams["axes.prop_cycle"].by_key()["color"]))
@@ -475,8 +568,8 @@ def figure(runs: list[dict], path: Path) -> None:
         for threshold in THRESHOLDS[family]:
             ax.axhline(threshold, color="grey", lw=0.6, ls=":")
         ax.set(xlabel="training seconds (1 CPU thread)", yscale="log",
-               ylabel="FID-MNIST" if family == "gan" else "-ELBO (nats)")
-        ax.set_title("GANs" if family == "gan" else "VAEs", fontsize=11)
+               ylabel="-ELBO (nats)" if family == "vae" else "FID-MNIST")
+        ax.set_title({"gan": "GANs", "vae": "VAEs", "diffusion": "diffusion and flow matching"}[family], fontsize=11)
         ax.legend(fontsize=9)
         ax.grid(alpha=0.3)
     fig.savefig(path, dpi=110)
@@ -493,17 +586,21 @@ def write_section(body: str, results: Path = ROOT / "benchmarks" / "RESULTS.md")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--family", choices=["gan", "vae", "all", "none"], default="all",
+    parser.add_argument("--family", choices=["gan", "vae", "diffusion", "all", "none"], default="all",
                         help="which runs to train ('none' with --merge --speed: only re-measure the speed line)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--gan-budget", type=float, default=360.0, help="training seconds per GAN run")
     parser.add_argument("--vae-budget", type=float, default=90.0, help="training seconds per VAE run")
+    parser.add_argument("--diffusion-budget", type=float, default=300.0, help="training seconds per diffusion run")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="count training seconds by the wall clock or the process's CPU time (a busy machine)")
     parser.add_argument("--eval-every", type=float, default=None, help="seconds between evaluations")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each")
     parser.add_argument("--speed-seconds", type=float, default=20.0)
     parser.add_argument("--dry-run", action="store_true", help="a few seconds per recipe; writes nothing")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the saved runs of the other family (and the speed line unless it is re-measured)")
+                        help="keep the saved runs not re-run now (other families or seeds; the speed line unless "
+                        "it is re-measured)")
     parser.add_argument("--speed", action="store_true", help="also re-measure the Trainer-vs-peer speed line")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the table and figure from benchmarks/time_to_quality.json")
@@ -520,9 +617,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.dry_run:
         args.seeds, args.gan_budget, args.vae_budget, args.speed_seconds = [0], 2.0, 1.0, 1.0
-    budget = {"gan": args.gan_budget, "vae": args.vae_budget}
-    jobs = [(r.name, seed, budget[r.family], args.eval_every or (1.0 if args.dry_run else
-                                                                  (20.0 if r.family == "gan" else 5.0)))
+        args.diffusion_budget = 2.0
+    budget = {"gan": args.gan_budget, "vae": args.vae_budget, "diffusion": args.diffusion_budget}
+    every = {"gan": 20.0, "vae": 5.0, "diffusion": 60.0}
+    jobs = [(r.name, seed, budget[r.family], args.eval_every or (1.0 if args.dry_run else every[r.family]),
+             args.clock)
             for r in RECIPES if args.family in ("all", r.family) for seed in args.seeds]
     print(f"{len(jobs)} runs; {args.jobs} at a time", flush=True)
     if args.jobs > 1:
@@ -542,9 +641,10 @@ def main(argv: list[str] | None = None) -> int:
     speed_result = speed(args.speed_seconds, 1 if args.dry_run else 3) if measure_speed else None
     if args.merge and OUTPUT.exists():
         saved = json.loads(OUTPUT.read_text())
-        runs = [r for r in saved["runs"] if r["family"] != args.family] + runs
+        fresh = {(r["recipe"], r["seed"]) for r in runs}  # keep every other saved run (other seeds too)
+        runs = [r for r in saved["runs"] if (r["recipe"], r["seed"]) not in fresh] + runs
         speed_result = speed_result or saved.get("speed")
-        if args.family in ("gan", "vae"):
+        if args.family in ("gan", "vae", "diffusion"):
             budget = {**saved["budget"], args.family: budget[args.family]}
         elif args.family == "none":
             budget = saved["budget"]

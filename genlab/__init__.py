@@ -11,6 +11,7 @@ each submodule is imported the first time you use it (``genlab.data.load_mnist``
 - ``genlab.diffusion``   Part 7: noise schedules, the forward process, DDPM / DDIM sampling, guidance, bits/dim
 - ``genlab.flow_matching``  Part 7: rectified-flow loss, Euler and Heun samplers
 - ``genlab.latent``      Part 7: latent diffusion (encode to latents, scale, sample and decode)
+- ``genlab.families``    every family trained on MNIST at one CPU budget (the scoreboard's contenders)
 - ``genlab.tasks``       what one training step does (GANTask, VAETask, LanguageModelTask, DiffusionTask, ...)
 - ``genlab.training``    the Trainer: loop, budgets, divergence checks, progress
 - ``genlab.distributed``  the Trainer under torchrun: process group, DDP, batch shards
@@ -54,8 +55,8 @@ __all__ = ["Profile", "__version__", "get_device", "get_profile", "seed_everythi
 
 SUBMODULES = (
     "applications", "applications_vae", "book_runs", "check", "checkpoint", "classifier", "data",
-    "diagnostics", "diffusion", "distributed", "estimators", "flow_matching", "games", "gan_theory", "history",
-    "latent", "likelihood", "losses", "metrics", "models", "plots", "runtime", "tasks", "train", "training",
+    "diagnostics", "diffusion", "distributed", "estimators", "families", "flow_matching", "games", "gan_theory",
+    "history", "latent", "likelihood", "losses", "metrics", "models", "plots", "runtime", "tasks", "train", "training",
     "vae_analysis", "widgets",
 )
 

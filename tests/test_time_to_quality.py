@@ -84,3 +84,21 @@ def test_flush_denormal_benchmark_dry_run_measures_every_model(capsys, monkeypat
     out = capsys.readouterr().out
     if "does not support" not in out:
         assert out.count("x |") == len(module.cases())  # one speed-up per model in the table
+
+
+def test_hf_course_basic_unet_matches_the_course(one_thread):
+    net = ttq.BasicUNet()
+    assert sum(p.numel() for p in net.parameters()) == 309_057  # the course: "~309k parameters"
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    steps, sample = ttq._peer_hf_diffusion(0, torch.rand(256, 1, 28, 28))
+    steps(1)
+    images = sample(3, torch.Generator().manual_seed(0))
+    assert images.shape == (3, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+
+
+def test_cpu_clock_counts_training_seconds(one_thread):
+    recipe = next(r for r in ttq.RECIPES if r.name == "HF course BasicUNet (from scratch)")
+    data = {"diffusion": torch.rand(256, 1, 28, 28), "real": torch.rand(64, 1, 28, 28)}
+    result = ttq.run(recipe, 0, budget_s=0.5, eval_every_s=10.0, data=data, clock="cpu",
+                        num_samples=16)
+    assert result["clock"] == "cpu" and len(result["curve"]) == 1 and result["curve"][0][0] >= 0.5

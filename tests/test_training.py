@@ -384,6 +384,28 @@ def test_vae_task_warmup_and_metrics():
         Trainer(vae_task(), vae_images() * 2 - 1, batch_size=16, progress=False)
 
 
+def test_vae_task_iwae_objective_is_the_importance_weighted_bound():
+    from genlab.losses import elbo, iwae_bound
+
+    task = vae_task(binarize=False, iwae_samples=8)
+    x = vae_images(16)
+    generator = torch.Generator().manual_seed(3)
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    metrics = task.training_step((x, None), step=1, generator=generator)
+    # the loss it reports is -mean L_8 of the same draws, computed before the update
+    task.model.load_state_dict(before)
+    expected = -iwae_bound(task.model, x, 8, generator=torch.Generator().manual_seed(3)).mean()
+    assert metrics["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    # and L_8 is tighter than the ELBO on average (Burda et al. 2016)
+    gen = torch.Generator().manual_seed(4)
+    elbos = torch.stack([elbo(task.model, x, generator=gen).elbo for _ in range(64)]).mean()
+    bounds = torch.stack([iwae_bound(task.model, x, 8, generator=gen) for _ in range(64)]).mean()
+    assert bounds > elbos
+    for bad in (dict(iwae_samples=0), dict(iwae_samples=4, beta=2.0), dict(iwae_samples=4, free_bits=0.1)):
+        with pytest.raises(ValueError, match="iwae"):
+            vae_task(**bad)
+
+
 def test_language_model_loss_decreases_on_repetitive_text():
     ids = torch.tensor([0, 1, 2, 3] * 100)
     torch.manual_seed(0)
