@@ -13,10 +13,10 @@ chapter replays them exactly), saves the model under the checkpoint folder
 (``scoreboard/<contender>-s<seed>.pt``), and is scored by :func:`genlab.scoreboard.evaluate_family`:
 ``--samples`` images against as many official test digits (FID-MNIST, IS, precision/recall,
 density/coverage, memorisation), the family's likelihood, and sampling cost (wall-clock and CPU
-seconds per 1,000 images). Rows go to ``benchmarks/scoreboard.json`` as each run finishes
+seconds per 1,000 images). Rows go to ``genlab/assets/scoreboard.json`` as each run finishes
 (``genlab.scoreboard.update_results``: an interrupted benchmark keeps what it measured; a rerun skips
 the (contender, seed) pairs already there unless ``--force``), 36 samples per contender (seed 0) to
-``benchmarks/scoreboard_samples.npz``, and the summary table to the "scoreboard" section of RESULTS.md.
+``genlab/assets/scoreboard_samples.npz``, and the summary table to the "scoreboard" section of RESULTS.md.
 See: book/07_diffusion/scoreboard.ipynb.
 """
 
@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_FILE = ROOT / "benchmarks" / "scoreboard.json"
-SAMPLES_FILE = ROOT / "benchmarks" / "scoreboard_samples.npz"
+RESULTS_FILE = ROOT / "genlab" / "assets" / "scoreboard.json"  # shipped with the package: the chapter reads it
+SAMPLES_FILE = ROOT / "genlab" / "assets" / "scoreboard_samples.npz"
 GRID = 36  # samples kept per contender for the chapter's figure
 
 
@@ -66,7 +66,8 @@ def _cpu_timed(sample_fn):
     return wrapped, totals
 
 
-def run_one(name: str, seed: int, budget: float, num_samples: int, num_likelihood: int, fresh: bool) -> dict:
+def run_one(name: str, seed: int, budget: float, num_samples: int, num_likelihood: int, fresh: bool,
+            save: bool = True) -> dict:
     """Train (or load) one contender for one seed and score it; returns its row and its first samples."""
     torch.set_num_threads(1)
     from genlab.data import load_mnist
@@ -82,8 +83,9 @@ def run_one(name: str, seed: int, budget: float, num_samples: int, num_likelihoo
         run.cpu_seconds = float("nan")  # not re-measured: the row keeps the training run's own number
     else:
         run.train(cpu_seconds=budget)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        run.save(path)
+        if save:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            run.save(path)
     sample_fn, totals = _cpu_timed(run.sample)
     row = evaluate_family(
         sample_fn, real_test=test, real_train=train.images, num_samples=num_samples, seed=seed,
@@ -122,7 +124,7 @@ def report(document: dict) -> str:
             f"seeds {', '.join(map(str, seeds))}; cells are mean ± standard deviation over seeds. Likelihoods: "
             "nats of dynamically binarized test digits, bits/dim of dequantized 8-bit test digits; "
             "'(bound)' marks an upper bound on the negative log-likelihood. Raw per-seed rows: "
-            "`benchmarks/scoreboard.json`.\n\n" + table)
+            "`genlab/assets/scoreboard.json`.\n\n" + table)
 
 
 def write_section(body: str) -> None:
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     done = set()
     if RESULTS_FILE.exists() and not (args.force or args.dry_run):
         done = {(r["family"], r["seed"]) for r in load_results(RESULTS_FILE)["rows"]}
-    jobs = [(n, s, args.budget, args.samples, args.likelihood_digits, args.retrain or args.dry_run)
+    jobs = [(n, s, args.budget, args.samples, args.likelihood_digits, args.retrain or args.dry_run, not args.dry_run)
             for s in args.seeds for n in names if (n, s) not in done]
     print(f"{len(jobs)} runs ({len(done)} already in {RESULTS_FILE.name}); {args.jobs} at a time", flush=True)
     command = "python benchmarks/scoreboard.py " + " ".join(argv if argv is not None else sys.argv[1:])
