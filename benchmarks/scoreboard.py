@@ -33,21 +33,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_FILE = ROOT / "genlab" / "assets" / "scoreboard.json"  # shipped with the package: the chapter reads it
-SAMPLES_FILE = ROOT / "genlab" / "assets" / "scoreboard_samples.npz"
+sys.path.insert(0, str(ROOT))
+from genlab.families import RESULTS_PATH as RESULTS_FILE  # noqa: E402  (shipped: the chapter reads it offline)
+from genlab.families import SAMPLES_PATH as SAMPLES_FILE  # noqa: E402
+from genlab.families import checkpoint_path, slug  # noqa: E402
+
 GRID = 36  # samples kept per contender for the chapter's figure
-
-
-def slug(name: str) -> str:
-    """A file name for a contender: 'IWAE-trained VAE (k=5)' -> 'iwae-trained-vae-k5'."""
-    out = "".join(c.lower() if c.isalnum() else "-" for c in name.replace("=", ""))
-    return "-".join(part for part in out.split("-") if part)
-
-
-def checkpoint_path(name: str, seed: int, budget: float) -> Path:
-    from genlab.checkpoint import checkpoint_dir
-
-    return checkpoint_dir() / "scoreboard" / f"{slug(name)}-s{seed}-{budget:g}cpus.pt"
 
 
 def _cpu_timed(sample_fn):

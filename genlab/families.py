@@ -30,8 +30,12 @@ from torch import Tensor
 
 from genlab.runtime import get_profile, seed_everything
 
-__all__ = ["CONTENDERS", "Contender", "Run", "TrainerRun", "binarized_test_digits", "dequantized_test_digits",
-           "get_contender"]
+__all__ = ["CONTENDERS", "RESULTS_PATH", "SAMPLES_PATH", "Contender", "Run", "TrainerRun", "binarized_test_digits",
+           "checkpoint_path", "dequantized_test_digits", "get_contender", "slug"]
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+RESULTS_PATH = ASSETS / "scoreboard.json"  # written by benchmarks/scoreboard.py, read by the chapter
+SAMPLES_PATH = ASSETS / "scoreboard_samples.npz"  # 36 samples (uint8) per contender, seed 0
 
 
 # --------------------------------------------------------------------------- test data, one protocol
@@ -374,6 +378,20 @@ def _contenders() -> dict[str, Contender]:
 
 
 CONTENDERS: dict[str, Contender] = _contenders()
+
+
+def slug(name: str) -> str:
+    """A file name for a contender: 'IWAE-trained VAE (k=5)' -> 'iwae-trained-vae-k5'."""
+    out = "".join(c.lower() if c.isalnum() else "-" for c in name.replace("=", ""))
+    return "-".join(part for part in out.split("-") if part)
+
+
+def checkpoint_path(name: str, seed: int, budget_cpu_seconds: float) -> Path:
+    """Where the scoreboard benchmark saves (and the chapter looks for) one trained contender:
+    ``<checkpoint folder>/scoreboard/<slug>-s<seed>-<budget>cpus.pt``."""
+    from genlab.checkpoint import checkpoint_dir
+
+    return checkpoint_dir() / "scoreboard" / f"{slug(name)}-s{seed}-{budget_cpu_seconds:g}cpus.pt"
 
 
 def get_contender(name: str) -> Contender:
