@@ -141,6 +141,7 @@ def test_energy_grid_normalises():
 
 def test_energy_networks_shapes_and_spectral_norm():
     assert MLPEnergy(2)(torch.randn(5, 2)).shape == (5,)
+    assert MLPEnergy(2, num_frequencies=3)(torch.randn(5, 2)).shape == (5,)
     net = ConvEnergy(spectral_norm=True)
     assert net(torch.randn(3, 1, 28, 28)).shape == (3,)
     with pytest.raises(ValueError, match="shape"):
@@ -211,3 +212,14 @@ def test_ebm_task_rejects_bad_settings(kwargs):
         EBMTask(MLPEnergy(2), **kwargs)
     with pytest.raises(ValueError, match="input_shape"):
         EBMTask(torch.nn.Linear(2, 1))
+
+
+def test_ebm_task_warns_when_the_energies_separate():
+    from genlab.history import History
+
+    task = make_task(alpha=0.1)
+    history = History()
+    history.record(10, {"contrast": -0.5})
+    assert task.check_health(history) is None
+    history.record(20, {"contrast": -9.5})
+    assert "no longer reach the data" in task.check_health(history)

@@ -14,6 +14,9 @@ See: book/07_diffusion/energy_models.ipynb.
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 __all__ = ["ConvEnergy", "MLPEnergy"]
@@ -26,18 +29,22 @@ def _maybe_sn(layer: nn.Module, spectral_norm: bool) -> nn.Module:
 class MLPEnergy(nn.Module):
     """E(x) for vectors: x (B, data_dim) -> energies (B,). An MLP with SiLU activations.
 
-    ``input_shape`` = (data_dim,) tells a task the shape of its samples.
+    ``input_shape`` = (data_dim,) tells a task the shape of its samples. ``num_frequencies`` F > 0
+    feeds sin / cos(2^j pi x), j < F, beside x (as ``MLPDenoiser`` does): an energy with wells
+    0.01 wide is then easy to represent.
     See: book/07_diffusion/energy_models.ipynb.
     """
 
     def __init__(self, data_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3,
-                 spectral_norm: bool = False) -> None:
+                 spectral_norm: bool = False, num_frequencies: int = 0) -> None:
         super().__init__()
-        if data_dim < 1 or hidden_dim < 1 or num_layers < 1:
-            raise ValueError(f"need data_dim, hidden_dim, num_layers >= 1; got {data_dim}, {hidden_dim}, {num_layers}")
+        if data_dim < 1 or hidden_dim < 1 or num_layers < 1 or num_frequencies < 0:
+            raise ValueError(f"need data_dim, hidden_dim, num_layers >= 1 and num_frequencies >= 0; got {data_dim}, "
+                             f"{hidden_dim}, {num_layers}, {num_frequencies}")
         self.input_shape = (data_dim,)
+        self.num_frequencies = num_frequencies
         layers: list[nn.Module] = []
-        width = data_dim
+        width = data_dim * (1 + 2 * num_frequencies)
         for _ in range(num_layers):
             layers += [_maybe_sn(nn.Linear(width, hidden_dim), spectral_norm), nn.SiLU()]
             width = hidden_dim
@@ -47,6 +54,10 @@ class MLPEnergy(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 2 or x.shape[1] != self.input_shape[0]:
             raise ValueError(f"MLPEnergy expects x of shape (B, {self.input_shape[0]}), got {tuple(x.shape)}")
+        if self.num_frequencies:
+            scales = math.pi * 2.0 ** torch.arange(self.num_frequencies, device=x.device, dtype=x.dtype)  # (F,)
+            angles = (x[:, :, None] * scales).flatten(1)  # (B, data_dim * F)
+            x = torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1)  # (B, data_dim (1 + 2F))
         return self.net(x).squeeze(1)  # (B,)
 
 

@@ -70,6 +70,20 @@ class EBMTask(Task):
         if not torch.isfinite(images).all():
             raise ValueError("the data contains NaN or infinite values")
 
+    def check_health(self, history) -> str | None:
+        """Warn when the energies of data and samples have separated to about -1/(2 alpha) and
+        +1/(2 alpha), where the regulariser balances the CD term: the Langevin chains no longer
+        reach the data, and the energy has become a classifier of data against stuck samples."""
+        if self.alpha <= 0 or not history.metrics.get("contrast"):
+            return None
+        contrast = history.last("contrast")
+        if contrast > -0.8 / self.alpha:
+            return None
+        return (f"EBMTask: E(data) - E(samples) = {contrast:.3g}, near the regulariser's limit -1/alpha = "
+                f"{-1 / self.alpha:.3g}: the energies have separated to about -/+1/(2 alpha) and the Langevin "
+                "chains no longer reach the data (a too steep energy for step_size). Lower step_size or the "
+                "learning rate, or build the energy with spectral_norm=True.")
+
     def negatives(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` negative samples: buffer starts (some fresh) run for ``langevin_steps`` steps; pushed back."""
         starts = self.buffer.sample(n, generator)
