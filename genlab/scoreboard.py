@@ -49,6 +49,7 @@ from genlab.metrics import (
 )
 
 __all__ = [
+    "DEFAULT_COLUMNS",
     "FLOOR_FAMILY",
     "LIKELIHOOD_KINDS",
     "METRICS",
