@@ -4,15 +4,19 @@ Small, tested modules that the notebooks call, one concept each. ``import genlab
 each submodule is imported the first time you use it (``genlab.data.load_mnist`` works at once).
 
 - ``genlab.data``        MNIST / Fashion-MNIST, 2-D toy mixtures, offline text corpora
-- ``genlab.models``      GANs, VAEs, Gaussian mixtures, character-level RNN and Transformer
+- ``genlab.models``      GANs, VAEs, Gaussian mixtures, RNN and Transformer; U-Net, flows, PixelCNN, energies
 - ``genlab.losses``      GAN losses, gradient penalty, ELBO, IWAE bound
 - ``genlab.likelihood``  importance-weighted NLL, bits per dimension / character
 - ``genlab.estimators``  Monte Carlo gradient estimators (pathwise / reparameterisation, score function)
 - ``genlab.diffusion``   Part 7: noise schedules, the forward process, DDPM / DDIM sampling, guidance, bits/dim
 - ``genlab.flow_matching``  Part 7: rectified-flow loss, Euler and Heun samplers
 - ``genlab.latent``      Part 7: latent diffusion (encode to latents, scale, sample and decode)
+- ``genlab.flows``       Part 7: change of variables, dequantization and bits/dim for normalizing flows
+- ``genlab.autoregressive``  Part 7: PixelCNN's exact likelihood and pixel-by-pixel sampling
+- ``genlab.energy``      Part 7: energy-based models (Langevin dynamics, replay buffer, contrastive divergence)
 - ``genlab.families``    every family trained on MNIST at one CPU budget (the scoreboard's contenders)
-- ``genlab.tasks``       what one training step does (GANTask, VAETask, LanguageModelTask, DiffusionTask, ...)
+- ``genlab.scoreboard``  the scoreboard's evaluation: one protocol, per-seed rows, summaries, results file
+- ``genlab.tasks``       one training step per family (GANTask, VAETask, DiffusionTask, FlowTask, PixelCNNTask, ...)
 - ``genlab.training``    the Trainer: loop, budgets, divergence checks, progress
 - ``genlab.distributed``  the Trainer under torchrun: process group, DDP, batch shards
 - ``genlab.train``       ``python -m genlab.train RECIPE``: the book's main models from the command line
@@ -54,10 +58,10 @@ __version__ = "0.1.0"
 __all__ = ["Profile", "__version__", "get_device", "get_profile", "seed_everything"]
 
 SUBMODULES = (
-    "applications", "applications_vae", "book_runs", "check", "checkpoint", "classifier", "data",
-    "diagnostics", "diffusion", "distributed", "estimators", "families", "flow_matching", "games", "gan_theory",
-    "history", "latent", "likelihood", "losses", "metrics", "models", "plots", "runtime", "tasks", "train", "training",
-    "vae_analysis", "widgets",
+    "applications", "applications_vae", "autoregressive", "book_runs", "check", "checkpoint", "classifier", "data",
+    "diagnostics", "diffusion", "distributed", "energy", "estimators", "families", "flow_matching", "flows", "games",
+    "gan_theory", "history", "latent", "likelihood", "losses", "metrics", "models", "plots", "runtime", "scoreboard",
+    "tasks", "train", "training", "vae_analysis", "widgets",
 )
 
 
