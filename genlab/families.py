@@ -328,6 +328,47 @@ def _denoiser(name: str, sample: Callable, likelihood: Callable | None = None) -
     return build
 
 
+def _pixelcnn(seed: int) -> Run:
+    from genlab.models.pixelcnn import PixelCNN
+    from genlab.tasks import PixelCNNTask
+
+    def likelihood(task, test_images: Tensor, n: int) -> dict:
+        from genlab.autoregressive import exact_nll
+
+        return {"nats": exact_nll(task.model, binarized_test_digits(test_images, n))["nats"], "nats_kind": "exact"}
+
+    seed_everything(seed)
+    task = PixelCNNTask(PixelCNN(channels=32, num_blocks=5), lr=3e-3)
+    return TrainerRun(task, _mnist(), 32, seed, lambda t, n, g: t.sample(n, generator=g), likelihood)
+
+
+def _coupling_flow(seed: int) -> Run:
+    from genlab.models.flow import MultiScaleFlow
+    from genlab.tasks import FlowTask
+
+    def likelihood(task, test_images: Tensor, n: int) -> dict:
+        from genlab.flows import dequantized_bits_per_dim
+
+        result = dequantized_bits_per_dim(task.model, test_images[:n], generator=torch.Generator().manual_seed(0))
+        return {"bits_per_dim": result["bits_per_dim"], "bits_kind": "exact"}
+
+    seed_everything(seed)
+    task = FlowTask(MultiScaleFlow(hidden=32), lr=1e-3)
+    return TrainerRun(task, _mnist(), 64, seed, lambda t, n, g: t.sample(n, generator=g), likelihood)
+
+
+def _energy(seed: int) -> Run:
+    from genlab.energy import decoupled_langevin_parameters
+    from genlab.models.ebm import ConvEnergy
+    from genlab.tasks import EBMTask
+
+    step_size, noise_scale = decoupled_langevin_parameters(10.0, 0.005)
+    seed_everything(seed)
+    task = EBMTask(ConvEnergy(), langevin_steps=20, step_size=step_size, noise_scale=noise_scale, alpha=0.1,
+                   lr=1e-4, buffer_size=8_192, reinit=0.05, data_noise=0.005)
+    return TrainerRun(task, _mnist(), 64, seed, lambda t, n, g: t.sample(n, steps=60, generator=g))
+
+
 def _mixture(seed: int) -> Run:
     return MixtureRun(_mnist().images, num_components=20, seed=seed)
 
@@ -373,6 +414,12 @@ def _contenders() -> dict[str, Contender]:
                   "Heun, 19 passes"),
         Contender("Latent flow matching", "diffusion", "book/07_diffusion/latent_diffusion.ipynb", _latent_flow,
                   "Heun 19 MLP passes + 1 decoder pass"),
+        Contender("Coupling flow (RealNVP-style)", "flow", "book/07_diffusion/normalizing_flows.ipynb", _coupling_flow,
+                  "1 inverse pass"),
+        Contender("PixelCNN", "autoregressive", "book/07_diffusion/pixelcnn.ipynb", _pixelcnn,
+                  "784 passes (one per pixel)"),
+        Contender("Conv EBM (Langevin 60)", "energy-based", "book/07_diffusion/energy_models.ipynb", _energy,
+                  "Langevin from noise, 60 gradient passes"),
     ]
     return {c.name: c for c in entries}
 
