@@ -11,7 +11,8 @@ a 2-core machine): it trains for ``--budget`` seconds of *process CPU time* (``t
 so a busy machine does not change the budget; the steps it reached are recorded and the scoreboard
 chapter replays them exactly), saves the model under the checkpoint folder
 (``scoreboard/<contender>-s<seed>.pt``), and is scored by :func:`genlab.scoreboard.evaluate_family`:
-``--samples`` images against as many official test digits (FID-MNIST, IS, precision/recall,
+``--samples`` images (fewer where a contender caps it: the PixelCNN's pixel-by-pixel sampler, with
+its own real-digit floor at that size) against as many official test digits (FID-MNIST, IS, precision/recall,
 density/coverage, memorisation), the family's likelihood, and sampling cost (wall-clock and CPU
 seconds per 1,000 images). Rows go to ``genlab/assets/scoreboard.json`` as each run finishes
 (``genlab.scoreboard.update_results``: an interrupted benchmark keeps what it measured; a rerun skips
@@ -66,6 +67,7 @@ def run_one(name: str, seed: int, budget: float, num_samples: int, num_likelihoo
     from genlab.scoreboard import evaluate_family
 
     contender = get_contender(name)
+    num_samples = min(num_samples, contender.max_samples or num_samples)
     train, test = load_mnist("train"), load_mnist("test").images
     run = contender.build(seed)
     path = checkpoint_path(name, seed, budget)
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         "writes nothing")
     args = parser.parse_args(argv)
     from genlab.families import CONTENDERS
-    from genlab.scoreboard import load_results, real_floor, update_results
+    from genlab.scoreboard import FLOOR_FAMILY, load_results, real_floor, update_results
 
     if args.report:
         body = report(load_results(RESULTS_FILE))
@@ -168,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         test = load_mnist("test").images
         train = load_mnist("train").images
         floors = [real_floor(test, args.samples, s, real_train=train) for s in args.seeds]
+        for cap in sorted({CONTENDERS[n].max_samples for n in names} - {None}):  # floors at capped sizes too
+            for s in args.seeds:
+                floors.append({**real_floor(test, cap, s, real_train=train), "family": f"{FLOOR_FAMILY}, {cap:,}"})
         update_results(RESULTS_FILE, floors, metadata)
     samples = dict(np.load(SAMPLES_FILE)) if SAMPLES_FILE.exists() else {}
     failures = []
