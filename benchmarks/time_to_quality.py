@@ -639,8 +639,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {job[0]} seed {job[1]}: final {runs[-1]['curve'][-1]}", flush=True)
     measure_speed = args.family in ("all", "gan") or args.speed
     speed_result = speed(args.speed_seconds, 1 if args.dry_run else 3) if measure_speed else None
+    command = "python benchmarks/time_to_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command, note = command.strip(), None
     if args.merge and OUTPUT.exists():
         saved = json.loads(OUTPUT.read_text())
+        command = f"{saved.get('command', '')}; then {command.removeprefix('python benchmarks/time_to_quality.py ')}"
+        note = saved.get("note")  # the reading of the kept runs stays with them
         fresh = {(r["recipe"], r["seed"]) for r in runs}  # keep every other saved run (other seeds too)
         runs = [r for r in saved["runs"] if (r["recipe"], r["seed"]) not in fresh] + runs
         speed_result = speed_result or saved.get("speed")
@@ -649,13 +653,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.family == "none":
             budget = saved["budget"]
     rows = summary_rows(runs, args.gan_budget)
-    command = "python benchmarks/time_to_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    body = markdown(rows, budget, speed_result, command.strip())
+    body = markdown(rows, budget, speed_result, command)
+    if note:
+        body = f"{body}\n{note}\n"
     print(body)
     if args.dry_run:
         return 0
-    OUTPUT.write_text(json.dumps({"runs": runs, "speed": speed_result, "budget": budget,
-                                  "command": command.strip()}, indent=1) + "\n")
+    OUTPUT.write_text(json.dumps({"runs": runs, "speed": speed_result, "budget": budget, "command": command,
+                                  **({"note": note} if note else {})}, indent=1) + "\n")
     figure(runs, ROOT / "benchmarks" / "time_to_quality.png")
     write_section(body + "\n![time to quality](time_to_quality.png)\n")
     return 0
