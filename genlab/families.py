@@ -365,7 +365,7 @@ def _energy(seed: int) -> Run:
     step_size, noise_scale = decoupled_langevin_parameters(10.0, 0.005)
     seed_everything(seed)
     task = EBMTask(ConvEnergy(), langevin_steps=20, step_size=step_size, noise_scale=noise_scale, alpha=0.1,
-                   lr=1e-4, buffer_size=8_192, reinit=0.05, data_noise=0.005)
+                   lr=3e-4, buffer_size=8_192, reinit=0.05, data_noise=0.005)
     return TrainerRun(task, _mnist(), 64, seed, lambda t, n, g: t.sample(n, steps=60, generator=g))
 
 
