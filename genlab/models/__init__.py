@@ -1,9 +1,13 @@
-"""Model families of the book: Gaussian mixtures (``mixture``), GANs (``gan``), VAEs (``vae``) and
-autoregressive text models (``text``).
+"""Model families of the book: Gaussian mixtures (``mixture``), GANs (``gan``), VAEs (``vae``),
+autoregressive text models (``text``), and Part 7's networks: the U-Net and MLP denoisers of
+diffusion (``unet``, ``mlp_denoiser``), coupling flows (``flow``), the PixelCNN (``pixelcnn``) and
+energy functions (``ebm``).
 
 See: book/04_practice/genlab_tour.ipynb.
 """
 
+from genlab.models.ebm import ConvEnergy, MLPEnergy
+from genlab.models.flow import AffineCoupling, MultiScaleFlow, RealNVP2D
 from genlab.models.gan import (
     DCGANCritic,
     DCGANDiscriminator,
@@ -21,11 +25,19 @@ from genlab.models.gan import (
 )
 from genlab.models.mixture import GaussianMixture, fit_gaussian_mixture
 from genlab.models.mlp_denoiser import MLPDenoiser, sinusoidal_embedding
+from genlab.models.pixelcnn import MaskedConv2d, PixelCNN
 from genlab.models.text import CausalSelfAttention, CharRNN, TinyTransformer, TransformerBlock, generate
 from genlab.models.unet import UNet, timestep_embedding
 from genlab.models.vae import LIKELIHOODS, MLPVAE, ConvVAE, VAEBase, VAEOutput, reparameterise
 
 __all__ = [
+    "AffineCoupling",
+    "ConvEnergy",
+    "MaskedConv2d",
+    "MLPEnergy",
+    "MultiScaleFlow",
+    "PixelCNN",
+    "RealNVP2D",
     "CausalSelfAttention",
     "CharRNN",
     "ConvVAE",
