@@ -106,11 +106,14 @@ def _machine() -> str:
 
 
 def report(document: dict) -> str:
-    from genlab.scoreboard import markdown_table
+    from genlab.families import CONTENDERS
+    from genlab.scoreboard import FLOOR_FAMILY, markdown_table
 
     meta = document.get("metadata", {})
     seeds = sorted({row["seed"] for row in document["rows"]})
-    table = markdown_table(document["summary"])
+    order = [FLOOR_FAMILY, f"{FLOOR_FAMILY}, 1,000", *CONTENDERS]
+    summary = sorted(document["summary"], key=lambda e: order.index(e["family"]) if e["family"] in order else 99)
+    table = markdown_table(summary)
     return (f"Command: `{meta.get('command', 'python benchmarks/scoreboard.py')}`; {meta.get('machine', '')}; "
             f"{meta.get('date', '')}. Budget: {meta.get('budget_cpu_seconds', '?')} CPU seconds of training per "
             f"model (one thread); {meta.get('num_samples', '?')} samples against as many official test digits; "
