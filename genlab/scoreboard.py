@@ -447,6 +447,7 @@ def save_results(path: str | Path, rows: Sequence[Mapping[str, Any]],
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+        os.chmod(path, 0o644)  # mkstemp creates it private; the results file is shared (and shipped)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
