@@ -49,10 +49,7 @@ class PixelCNNTask(Task):
         with self.autocast():
             logits = self.model(x)  # (B, 1, 28, 28): all 784 conditionals in one pass
         loss = bernoulli_nll(logits, x).mean()  # nats per image
-        optimizer = self.optimizers["pixelcnn"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self.update("pixelcnn", loss)
         loss = loss.detach()
         return {"loss": loss, "bits_per_dim": loss / (x[0].numel() * math.log(2.0))}
 

@@ -61,6 +61,17 @@ class Task:
     def training_step(self, batch: tuple, step: int, generator: torch.Generator | None = None) -> dict:
         raise NotImplementedError
 
+    def update(self, name: str, loss: Tensor, grad_clip: float | None = None) -> None:
+        """One optimiser step on ``loss`` for ``self.optimizers[name]``: clear the gradients,
+        backpropagate, clip the gradient norm of that optimiser's parameters to ``grad_clip``
+        (None: no clipping), step. The shared end of most tasks' ``training_step``."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+        optimizer.step()
+
     def trainable_models(self) -> dict[str, nn.Module]:
         """The models an optimiser updates (an optimiser named like its model): what data parallelism
         wraps. A model without an optimiser (an EMA copy) is left alone.

@@ -76,11 +76,7 @@ class _DenoiserTask(Task):
             group["lr"] = lr
         with self.autocast():
             loss = self._loss(x, self._train_labels(labels, generator), generator).float()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        optimizer.step()
+        self.update("model", loss, self.grad_clip)
         if self.ema_decay is not None:
             # warm-up of the average (as in many DDPM codes): early on, the EMA follows the model closely
             decay = min(self.ema_decay, (1 + step) / (10 + step))

@@ -104,12 +104,7 @@ class EBMTask(Task):
         energies = self.energy(torch.cat([real, fake]))  # (2B,)
         energy_real, energy_fake = energies.chunk(2)
         loss = contrastive_divergence_loss(energy_real, energy_fake, self.alpha)
-        optimizer = self.optimizers["energy"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.energy.parameters(), self.grad_clip)
-        optimizer.step()
+        self.update("energy", loss, self.grad_clip)
         energy_real, energy_fake = energy_real.detach().mean(), energy_fake.detach().mean()
         return {"loss": loss.detach(), "energy_real": energy_real, "energy_fake": energy_fake,
                 "contrast": energy_real - energy_fake}

@@ -40,10 +40,5 @@ class LanguageModelTask(Task):
         with self.autocast():
             logits = self.model(x)  # (B, T, V)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        optimizer = self.optimizers["model"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        optimizer.step()
+        self.update("model", loss, self.grad_clip)
         return {"loss": loss.detach()}

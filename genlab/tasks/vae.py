@@ -68,18 +68,13 @@ class VAETask(Task):
                 bound = iwae_bound(self.model, x, self.iwae_samples, labels if self.conditional else None,
                                    generator=generator)  # (B,)
                 loss = -bound.float().mean()
-            self.optimizers["vae"].zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizers["vae"].step()
+            self.update("vae", loss)
             return {"loss": loss.detach(), "beta": beta}
         with self.autocast():
             terms = elbo(self.model, x, labels if self.conditional else None, beta=beta,
                          free_bits=self.free_bits, generator=generator)
             loss = -terms.elbo.float().mean()
-        optimizer = self.optimizers["vae"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self.update("vae", loss)
         return {"loss": loss.detach(), "reconstruction": terms.reconstruction.detach().float().mean(),
                 "kl": terms.kl.detach().float().mean(), "beta": beta}
 
