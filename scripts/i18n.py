@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang", default="zh_CN")
     parser.add_argument("--templates", type=Path, help="use these .pot files instead of extracting")
     parser.add_argument("--page", action="append", default=[],
-                        help="only pages whose name starts with this (repeatable); stats and check only")
+                        help="only pages whose name starts with this (repeatable)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="genlab-gettext-") as tmp:
         if args.templates is not None and not args.templates.is_dir():
@@ -202,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         templates = templates_of(folder)
         all_stats = []
         for page, template in templates.items():
-            if args.page and args.command != "update" and not any(page.startswith(p) for p in args.page):
+            if args.page and not any(page.startswith(p) for p in args.page):
                 continue
             catalog = merged(page, template, args.lang)
             if args.command == "update":
                 write_catalog(catalog, catalog_path(page, args.lang))
             all_stats.append(page_stats(page, catalog))
-    if args.command == "update":
+    if args.command == "update" and not args.page:
         known = {catalog_path(page, args.lang) for page in templates}
         for stale in (LOCALES / args.lang / "LC_MESSAGES").rglob("*.po"):
             if stale not in known:

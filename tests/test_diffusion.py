@@ -291,3 +291,25 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="not a Gaussian mixture"):
         from genlab.data import two_moons
         mixture_from_toy(two_moons())
+
+
+def test_sampled_bound_keeps_the_small_t_terms_exact():
+    """num_terms samples only t > exact_terms: the estimate's spread comes from the large-t terms alone,
+    and with every term exact (exact_terms = T) it equals the full sum for the same noise."""
+    s = NoiseSchedule(30, "linear", 0.01, 0.3)
+    x0 = torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=D64)
+    eps = lambda x, t: 0.7 * _standard_normal_eps(s)(x, t)  # noqa: E731  (an imperfect model)
+    full = diffusion_vlb(eps, s, x0, generator=torch.Generator().manual_seed(2))
+    all_exact = diffusion_vlb(eps, s, x0, num_terms=3, exact_terms=30, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(all_exact, full)
+    estimates = torch.stack([diffusion_vlb(eps, s, x0, num_terms=3, exact_terms=5,
+                                           generator=torch.Generator().manual_seed(k)) for k in range(200)])
+    no_exact = torch.stack([diffusion_vlb(eps, s, x0, num_terms=3, exact_terms=0,
+                                          generator=torch.Generator().manual_seed(k)) for k in range(200)])
+    fulls = torch.stack([diffusion_vlb(eps, s, x0, generator=torch.Generator().manual_seed(1000 + k))
+                         for k in range(200)])  # the full sum is itself an average over one x_t draw per term
+    spread = math.hypot(float(estimates.mean(1).std()), float(fulls.mean(1).std())) / math.sqrt(200)
+    assert abs(float(estimates.mean() - fulls.mean())) < 4 * spread  # unbiased
+    assert float(estimates.std(0).mean()) < float(no_exact.std(0).mean())  # the small t carry the variance
+    with pytest.raises(ValueError, match="exact_terms"):
+        diffusion_vlb(eps, s, x0, num_terms=3, exact_terms=-1)
