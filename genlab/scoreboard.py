@@ -27,6 +27,7 @@ See: book/07_diffusion/scoreboard.ipynb (method: book/04_practice/evaluation.ipy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -483,7 +484,25 @@ def update_results(path: str | Path, new_rows: Sequence[Mapping[str, Any]],
     stored ones. Returns the written document. See: book/07_diffusion/scoreboard.ipynb.
     """
     path = Path(path)
-    document = load_results(path) if path.exists() else {"rows": [], "metadata": {}}
-    fresh = {(str(row["family"]), int(row["seed"])) for row in new_rows}
-    rows = [row for row in document["rows"] if (str(row["family"]), int(row["seed"])) not in fresh]
-    return save_results(path, rows + list(new_rows), {**document.get("metadata", {}), **(metadata or {})})
+    with _locked(path):  # two benchmark processes (e.g. different --only) may finish at once
+        document = load_results(path) if path.exists() else {"rows": [], "metadata": {}}
+        fresh = {(str(row["family"]), int(row["seed"])) for row in new_rows}
+        rows = [row for row in document["rows"] if (str(row["family"]), int(row["seed"])) not in fresh]
+        return save_results(path, rows + list(new_rows), {**document.get("metadata", {}), **(metadata or {})})
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path``'s sibling ``.lock`` file for a read-modify-write (POSIX; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one benchmark process at a time
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
