@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The project's two commands (and a few for authors), using nothing but Python and pip.
 
-    python3 tasks.py book    set up .venv, install genlab with the book tools, build the HTML book
+    python3 tasks.py book    set up .venv, install genlab with the book tools, build the HTML book:
+                             English in _build/html/, 中文 (from locales/zh_CN) in _build/html/zh/
     python3 tasks.py test    the same set-up, then lint, a book build with warnings as errors,
                              unit tests, notebook tests (quick profile) and browser tests of the
                              rendered pages (headless Chromium; installed with apt-get when root)
@@ -13,6 +14,8 @@ For authors:
                                                  (profile from GENLAB_PROFILE, default standard)
     python3 tasks.py sync                        rewrite each notebook's install cell from _config.yml
                                                  and the glossary from the chapters' key-term tables
+    python3 tasks.py i18n                        update the translation catalogs (locales/zh_CN) from
+                                                 the English pages: new text untranslated, changed fuzzy
 
 Environment: GENLAB_PROFILE (quick/standard/full), GENLAB_DATA_DIR (data cache),
 GENLAB_OFFLINE=1 (never download), GENLAB_CHECKPOINT_DIR (saved runs shared by notebooks;
@@ -83,6 +86,7 @@ def ensure_chromium() -> None:
 
 
 def build_book(strict: bool = True) -> None:
+    """Both editions: English into _build/html/, then 中文 into _build/html/zh/ (scripts/i18n.py build)."""
     vendor_assets()
     args = ["build", "--all", "--keep-going", "."]
     if strict:
@@ -90,6 +94,7 @@ def build_book(strict: bool = True) -> None:
     run(BIN / "jupyter-book", *args)
     index = ROOT / "_build" / "html" / "index.html"
     print(f"book built: {index}" if index.exists() else "book build produced no index.html")
+    run(PYTHON, "scripts/i18n.py", "build", "--lang", "zh_CN", *(["-W"] if strict else []))
 
 
 def notebooks() -> list[Path]:
@@ -101,6 +106,7 @@ def test() -> None:
     run(BIN / "ruff", "check", ".")
     run(PYTHON, "scripts/sync_notebooks.py", "--check")
     run(PYTHON, "scripts/build_glossary.py", "--check")
+    run(PYTHON, "scripts/i18n.py", "check", "--lang", "zh_CN")  # <= 2% untranslated or fuzzy, markup intact
     build_book(strict=True)  # first: the browser tests read _build/html
     ensure_chromium()
     workers = str(max(1, min(os.cpu_count() or 1, 4)))  # each notebook runs whole on one worker (loadfile)
@@ -136,6 +142,9 @@ def main(argv: list[str]) -> None:
     elif command == "execute":
         setup()
         execute(argv[1:])
+    elif command == "i18n":
+        setup()
+        run(PYTHON, "scripts/i18n.py", "update", "--lang", "zh_CN")
     elif command == "sync":
         python = PYTHON if PYTHON.exists() else sys.executable
         run(python, "scripts/sync_notebooks.py")

@@ -15,6 +15,9 @@ math are never extracted, so the editions cannot drift apart in code or results.
                                                    fuzzy, or a translation breaks the markup; lists
                                                    the pages that need work
     python scripts/i18n.py stats  [--lang zh_CN]   the per-page table, never fails
+    python scripts/i18n.py build  [--lang zh_CN] [-W]
+                                                   build that edition into _build/html/<folder>/
+                                                   (after the English one, which owns _build/html/)
 
 ``tasks.py i18n`` runs ``update``; ``tasks.py test`` runs ``check``. A translation must keep the
 message's math (``$...$``), inline code and role targets (``{doc}`page```), and link URLs
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +43,8 @@ from babel.messages.pofile import read_po, write_po
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "locales"
 MAX_MISSING = 0.02  # the share of untranslated or fuzzy messages the check accepts
+# language -> (folder under _build/html, the edition's title); book/_ext/editions.py links the pages
+EDITIONS = {"zh_CN": ("zh", "生成式 AI 动手实践")}
 
 # Markup a translation must carry over unchanged.
 _DISPLAY_MATH = re.compile(r"\$\$.+?\$\$", re.S)
@@ -72,18 +78,42 @@ def markup(text: str) -> Counter:
     return found
 
 
+_PARSER = None
+
+
+def stray_asterisks(text: str) -> int:
+    """How many ``*`` a reader would see in ``text`` rendered (CommonMark's rules, as MyST parses it).
+
+    Chinese text trips CommonMark's flanking rules: in ``**粗体（注）**确`` the closing ``**`` follows
+    punctuation and precedes a letter, so it closes nothing and all four asterisks show.
+
+    >>> stray_asterisks("**粗体**：文本"), stray_asterisks("**粗体（注）**确"), stray_asterisks("$a * b$")
+    (0, 4, 0)
+    """
+    global _PARSER
+    if _PARSER is None:
+        from markdown_it import MarkdownIt
+        from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+        _PARSER = MarkdownIt("commonmark").use(dollarmath_plugin)
+    return sum(token.content.count("*") for block in _PARSER.parse(text) for token in block.children or []
+               if token.type == "text")
+
+
 def markup_problem(msgid: str, msgstr: str) -> str | None:
     """Why ``msgstr`` is not a faithful carrier of ``msgid``'s markup, or None when it is."""
     expected, got = markup(msgid), markup(msgstr)
-    if expected == got:
-        return None
-    missing, extra = expected - got, got - expected
     parts = []
-    if missing:
-        parts.append("lost " + ", ".join(sorted(missing)))
-    if extra:
-        parts.append("added " + ", ".join(sorted(extra)))
-    return "; ".join(parts)
+    if expected != got:
+        missing, extra = expected - got, got - expected
+        if missing:
+            parts.append("lost " + ", ".join(sorted(missing)))
+        if extra:
+            parts.append("added " + ", ".join(sorted(extra)))
+    if stray_asterisks(msgstr) > stray_asterisks(msgid):
+        parts.append("shows literal asterisks: a ** or * that follows Chinese punctuation and precedes a letter "
+                     "(or the reverse) closes nothing; move the punctuation outside or add a space")
+    return "; ".join(parts) or None
 
 
 @dataclass
@@ -187,14 +217,46 @@ def report(all_stats: list[PageStats], lang: str) -> tuple[float, int]:
     return share, problems
 
 
+def build(lang: str, strict: bool) -> int:
+    """Build the ``lang`` edition: the book's _config.yml with ``language`` and the title changed."""
+    import yaml
+
+    folder, title = EDITIONS[lang]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    config["title"] = title
+    config["sphinx"]["config"]["language"] = lang
+    config["sphinx"]["local_extensions"] = {name: str((ROOT / path).resolve())  # relative to the config file
+                                            for name, path in config["sphinx"]["local_extensions"].items()}
+    work = ROOT / "_build" / f"edition-{folder}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", "--all", "--keep-going",
+               "--config", str(work / "_config.yml"), "--toc", str(ROOT / "_toc.yml"), "--path-output", str(work),
+               str(ROOT)]
+    if strict:
+        command.insert(2, "-W")
+    print("+", " ".join(command), flush=True)
+    done = subprocess.run(command, cwd=ROOT)
+    built, target = work / "_build" / "html", ROOT / "_build" / "html" / folder
+    if (built / "index.html").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(built, target)
+        print(f"{lang} edition: {target / 'book' / 'intro.html'}")
+    return done.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["update", "check", "stats"])
+    parser.add_argument("command", choices=["update", "check", "stats", "build"])
     parser.add_argument("--lang", default="zh_CN")
     parser.add_argument("--templates", type=Path, help="use these .pot files instead of extracting")
     parser.add_argument("--page", action="append", default=[],
                         help="only pages whose name starts with this (repeatable)")
+    parser.add_argument("-W", dest="strict", action="store_true", help="build: warnings are errors")
     args = parser.parse_args(argv)
+    if args.command == "build":
+        return build(args.lang, args.strict)
     with tempfile.TemporaryDirectory(prefix="genlab-gettext-") as tmp:
         if args.templates is not None and not args.templates.is_dir():
             raise SystemExit(f"--templates {args.templates}: no such folder (the .pot files of a gettext build)")

@@ -156,6 +156,63 @@ def test_notebook_page(browser, server):
     _assert_no_asset_errors(page)
 
 
+ZH = HTML / "zh"
+
+
+def _need_chinese_edition() -> None:
+    _need((HTML / "index.html").exists(), "book not built: run `python3 tasks.py book` first")
+    assert (ZH / "book" / "intro.html").exists(), "no Chinese edition: python3 tasks.py book builds both"
+
+
+def _chinese_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum("\u4e00" <= c <= "\u9fff" for c in letters) / max(1, len(letters))
+
+
+def test_chinese_edition_index(browser, server):
+    """The Chinese intro: Chinese text and title, typeset math, and a working link to the English page."""
+    _need_chinese_edition()
+    page = Page(browser, server, "zh/book/intro.html")
+    page.screenshot("zh_intro")
+    assert page.page.locator("html").get_attribute("lang") == "zh-CN"
+    assert "生成式 AI 动手实践" in page.page.title()
+    article = page.page.locator("article").inner_text()
+    assert _chinese_share(article) > 0.5, f"the Chinese intro is mostly not Chinese: {article[:300]!r}"
+    _assert_math_typeset(page)
+    nav = page.page.locator("nav.bd-docs-nav").inner_text()
+    assert "入门" in nav and "Getting started" not in nav, "the table of contents' captions are not translated"
+    links = page.page.eval_on_selector_all("article a.reference.internal", "els => els.map(e => e.href)")
+    assert links and all("/zh/" in link for link in links), f"internal links leave the edition: {links[:5]}"
+    switch = page.page.locator("p.genlab-edition a")
+    assert switch.inner_text() == "English edition"
+    switch.click()
+    page.page.wait_for_load_state("load")
+    assert page.page.url.endswith("/book/intro.html") and "/zh/" not in page.page.url
+    assert "Generative AI, Hands-On" in page.page.title()
+    page.page.locator("p.genlab-edition a").click()  # and back again
+    page.page.wait_for_load_state("load")
+    assert page.page.url.endswith("/zh/book/intro.html")
+    _assert_no_asset_errors(page)
+
+
+def test_chinese_edition_notebook_page(browser, server):
+    """A Chinese notebook page: translated prose around the same code, outputs and figures; same Colab notebook."""
+    _need_chinese_edition()
+    page = Page(browser, server, "zh/" + _notebook_page())
+    page.screenshot("zh_notebook_page")
+    prose = " ".join(page.page.locator("article section > p").all_inner_texts())
+    assert _chinese_share(prose) > 0.5, f"the page's prose is not Chinese: {prose[:300]!r}"
+    english = Page(browser, server, _notebook_page())
+    code = "div.cell_input pre, div.cell_output pre"
+    assert page.page.locator(code).all_inner_texts() == english.page.locator(code).all_inner_texts(), \
+        "the editions' code or outputs differ"
+    images = page.page.eval_on_selector_all("article img", "els => els.map(e => e.naturalWidth)")
+    assert len(images) >= 3 and all(width > 0 for width in images), f"figures missing: {images}"
+    colab = page.page.locator("a[href*='colab.research.google.com']").first.get_attribute("href")
+    assert colab.endswith("/blob/main/book/00_front/first_example.ipynb"), colab
+    _assert_no_asset_errors(page)
+
+
 def test_code_cells_fit_the_page(browser, server):
     page = Page(browser, server, _notebook_page())
     too_wide = page.page.eval_on_selector_all(

@@ -8,7 +8,13 @@ is relative, so it works from a file system, a local server and GitHub Pages ali
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.locale import init as init_locale
+from sphinx.util.i18n import docname_to_domain
 
 # language code -> (folder under _build/html, the other edition's link text)
 EDITIONS = {"en": ("", "中文版"), "zh_CN": ("zh", "English edition")}
@@ -41,6 +47,27 @@ def _add_switch(app: Sphinx, pagename: str, templatename: str, context: dict, do
     context["body"] = link + context["body"]
 
 
+def _translate_toc_captions(app: Sphinx, doctree: nodes.document) -> None:
+    """The table of contents' part captions ("Part 1: Concepts"), from the root page's catalog.
+
+    sphinx-external-toc inserts the toctrees after Sphinx's own translation step has run, so their
+    captions (extracted into the root page's catalog like any message) must be translated here.
+    """
+    language = app.config.language or "en"
+    if language == "en":
+        return
+    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
+    dirs = [str(Path(app.srcdir, folder)) for folder in app.config.locale_dirs]
+    catalog, found = init_locale(dirs, language, domain)
+    if not found:
+        return
+    for toctree in doctree.findall(addnodes.toctree):
+        caption = toctree.get("caption")
+        if caption:
+            toctree["caption"] = catalog.gettext(caption)
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("doctree-read", _translate_toc_captions)
     app.connect("html-page-context", _add_switch)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
