@@ -67,8 +67,8 @@ def chromium() -> str | None:
 
 
 def pages(html: Path = HTML) -> list[str]:
-    """Every page of the built book (but the root redirect), as paths under html/."""
-    skip = {"index.html"}  # the redirect to book/intro.html
+    """Every page of both editions (but the root redirects), as paths under html/ (zh/... for 中文)."""
+    skip = {"index.html", "zh/index.html"}  # the redirects to book/intro.html
     found = [p.relative_to(html).as_posix() for p in html.rglob("*.html")
              if not any(part in ("_static", "_sources") or part.startswith(".") for part in p.relative_to(html).parts)]
     return sorted(p for p in found if p not in skip)
