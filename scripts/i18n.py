@@ -79,6 +79,7 @@ def markup(text: str) -> Counter:
 
 
 _PARSER = None
+_BLOCK_START = re.compile(r"(\d+[.)]|[-*+]|#{1,6}|>)(\s|$)")
 
 
 def stray_asterisks(text: str) -> int:
@@ -110,6 +111,9 @@ def markup_problem(msgid: str, msgstr: str) -> str | None:
             parts.append("lost " + ", ".join(sorted(missing)))
         if extra:
             parts.append("added " + ", ".join(sorted(extra)))
+    if msgstr != msgid and _BLOCK_START.match(msgstr):
+        parts.append("starts like a list item, heading or quote: Sphinx parses a translation as a block and "
+                     "drops one that is not a paragraph; escape the marker (e.g. `1\\.`)")
     if stray_asterisks(msgstr) > stray_asterisks(msgid):
         parts.append("shows literal asterisks: a ** or * that follows Chinese punctuation and precedes a letter "
                      "(or the reverse) closes nothing; move the punctuation outside or add a space")

@@ -119,3 +119,9 @@ def test_emphasis_next_to_chinese_punctuation_is_a_markup_problem():
     assert i18n.markup_problem(msgid, "**更正**：该判别器是最优的。") is None
     assert "literal asterisks" in i18n.markup_problem(msgid, "**更正（注）**该判别器是最优的。")
     assert i18n.markup_problem(msgid, "**更正（注）** 该判别器是最优的。") is None
+
+
+def test_a_translation_that_parses_as_a_list_is_a_markup_problem():
+    """Sphinx drops a translated table cell "1. 概念" (it parses as a list); "1\\. 概念" is kept."""
+    assert "list item" in i18n.markup_problem("1. Concepts", "1. 概念")
+    assert i18n.markup_problem("1. Concepts", "1\\. 概念") is None
