@@ -43,8 +43,7 @@ from babel.messages.pofile import read_po, write_po
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "locales"
 MAX_MISSING = 0.02  # the share of untranslated or fuzzy messages the check accepts
-# language -> (folder under _build/html, the edition's title); book/_ext/editions.py links the pages
-EDITIONS = {"zh_CN": ("zh", "生成式 AI 动手实践")}
+TITLES = {"zh_CN": "生成式 AI 动手实践"}  # each translated edition's book title
 
 # Markup a translation must carry over unchanged.
 _DISPLAY_MATH = re.compile(r"\$\$.+?\$\$", re.S)
@@ -62,9 +61,8 @@ def markup(text: str) -> Counter:
     """
     found: Counter = Counter()
     rest = text
-    for pattern in (_DISPLAY_MATH,):
-        found.update(pattern.findall(rest))
-        rest = pattern.sub(" ", rest)
+    found.update(_DISPLAY_MATH.findall(rest))
+    rest = _DISPLAY_MATH.sub(" ", rest)
     for role, content in _ROLE.findall(rest):
         target = re.search(r"<([^<>]+)>\s*$", content)  # {doc}`title <target>`: the title may change
         found[f"{{{role}}}{target.group(1) if target else content}"] += 1
@@ -134,10 +132,15 @@ class PageStats:
         return self.total - self.translated
 
 
+def _jupyter_book() -> str:
+    """The jupyter-book beside this Python (the project's .venv), else the one on PATH."""
+    beside = Path(sys.executable).with_name("jupyter-book")
+    return str(beside) if beside.exists() else "jupyter-book"
+
+
 def extract(out: Path) -> Path:
     """Run Sphinx's gettext builder (through Jupyter Book) into ``out``; returns the templates' folder."""
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", str(ROOT),
+    command = [_jupyter_book(), "build", str(ROOT),
                "--builder", "custom", "--custom-builder", "gettext", "--path-output", str(out), "--all", "-q"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     templates = out / "_build" / "gettext"
@@ -225,17 +228,19 @@ def build(lang: str, strict: bool) -> int:
     """Build the ``lang`` edition: the book's _config.yml with ``language`` and the title changed."""
     import yaml
 
-    folder, title = EDITIONS[lang]
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from editions import EDITIONS  # the folder the language switcher links to
+
+    folder = EDITIONS[lang][0]
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    config["title"] = title
+    config["title"] = TITLES[lang]
     config["sphinx"]["config"]["language"] = lang
     config["sphinx"]["local_extensions"] = {name: str((ROOT / path).resolve())  # relative to the config file
                                             for name, path in config["sphinx"]["local_extensions"].items()}
     work = ROOT / "_build" / f"edition-{folder}"
     work.mkdir(parents=True, exist_ok=True)
     (work / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", "--all", "--keep-going",
+    command = [_jupyter_book(), "build", "--all", "--keep-going",
                "--config", str(work / "_config.yml"), "--toc", str(ROOT / "_toc.yml"), "--path-output", str(work),
                str(ROOT)]
     if strict:

@@ -16,7 +16,8 @@ from sphinx.application import Sphinx
 from sphinx.locale import init as init_locale
 from sphinx.util.i18n import docname_to_domain
 
-# language code -> (folder under _build/html, the other edition's link text)
+# language code -> (folder under _build/html, the other edition's link text); scripts/i18n.py builds
+# each translated edition into its folder
 EDITIONS = {"en": ("", "中文版"), "zh_CN": ("zh", "English edition")}
 
 
@@ -32,7 +33,7 @@ def switch_href(pagename: str, language: str) -> str:
         raise ValueError(f"no edition for language {language!r}; known: {sorted(EDITIONS)}")
     up = "../" * pagename.count("/")
     if language == "en":
-        return f"{up}zh/{pagename}.html"
+        return f"{up}{EDITIONS['zh_CN'][0]}/{pagename}.html"
     return f"{up}../{pagename}.html"
 
 
